@@ -1,0 +1,136 @@
+"""Verdicts, results and limits of one snippet run.
+
+These types are the contract shared by every layer: the interpreter returns a
+`Result`, the runner serialises it with `Result.to_dict()` into a result frame,
+the daemon turns that dict into the gRPC `ExecuteResult`, and the client gives
+users an object with the same field names. Standard library only: this module
+is copied into the sandbox image.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Verdict(enum.StrEnum):
+    """One verdict per snippet (DESIGN.md, "Verdicts")."""
+
+    OK = "OK"
+    ERROR = "ERROR"  # the snippet raised
+    SYNTAX_ERROR = "SYNTAX_ERROR"  # the code does not parse, or is empty/oversized/not text
+    POLICY_DENIED = "POLICY_DENIED"  # a construct, name, attribute or import was refused
+    TIMEOUT = "TIMEOUT"  # wall-clock limit; soft (state kept) unless `session_lost`
+    CPU_LIMIT = "CPU_LIMIT"  # CPU-time limit
+    MEMORY_LIMIT = "MEMORY_LIMIT"  # MemoryError or a size guard (huge ** / << / int->str)
+    # A flag, not a failure: the snippet succeeded but printed more than the cap.
+    # `truncated` is set on every result whose output was cut, whatever its verdict.
+    OUTPUT_TRUNCATED = "OUTPUT_TRUNCATED"
+    SANDBOX_LOST = "SANDBOX_LOST"  # container died or was killed; the session is gone
+    INTERNAL = "INTERNAL"  # a bug in Corral, never the snippet's fault
+
+    @property
+    def ok(self) -> bool:
+        """True when the snippet ran to completion."""
+        return self in (Verdict.OK, Verdict.OUTPUT_TRUNCATED)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-snippet limits the interpreter enforces in-process.
+
+    Container-wide limits (memory, pids, workspace) live in `executor.limits`;
+    these are the ones a single Python process can enforce on itself.
+    """
+
+    wall_time_s: float = 10.0  # soft wall-clock timeout per snippet, seconds
+    output_bytes: int = 1 << 20  # printed output kept per snippet, bytes (UTF-8)
+    code_bytes: int = 256 << 10  # maximum snippet size, bytes (UTF-8)
+    recursion_depth: int = 200  # maximum nesting of snippet function calls
+    int_bits: int = 1 << 20  # largest int a `**` or `<<` may produce, bits (~315k digits)
+    int_str_digits: int = 4300  # int<->str conversion cap, decimal digits (CPython default)
+    repr_chars: int = 1000  # length of reprs in `value` and `state`
+    json_bytes: int = 64 << 10  # largest JSON value reported per variable, bytes
+    state_items: int = 200  # most variables reported in `state`
+
+    def with_(self, **changes: Any) -> Limits:
+        """Return a copy with some fields changed."""
+        return Limits(**{**asdict(self), **changes})
+
+
+@dataclass
+class ErrorInfo:
+    """What went wrong, in the snippet's own terms (never interpreter frames)."""
+
+    type: str  # exception type name, e.g. "ZeroDivisionError"
+    message: str
+    line: int | None = None  # 1-based line in the snippet, when known
+    source_line: str | None = None  # that line's text, stripped
+
+    def __str__(self) -> str:
+        where = f" (line {self.line}: {self.source_line})" if self.line else ""
+        return f"{self.type}: {self.message}{where}"
+
+
+@dataclass
+class Value:
+    """A value leaving the sandbox: always a repr, JSON only when JSON-safe and small."""
+
+    type: str  # type name, e.g. "int", "list", "MyClass"
+    repr: str  # short repr (truncated to Limits.repr_chars)
+    json: Any = None  # the JSON-safe value, when has_json
+    has_json: bool = False
+
+
+@dataclass
+class Variable:
+    """One user variable in the session's state."""
+
+    name: str
+    type: str
+    repr: str
+    json: Any = None
+    has_json: bool = False
+
+
+@dataclass
+class Result:
+    """The observation of one snippet run."""
+
+    verdict: Verdict
+    stdout: str = ""
+    value: Value | None = None  # last expression statement's value, REPL-style
+    is_final_answer: bool = False
+    final_answer: Value | None = None
+    error: ErrorInfo | None = None
+    state: list[Variable] = field(default_factory=list)
+    truncated: bool = False  # printed output was cut at Limits.output_bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (the body of the runner's result frame)."""
+        d = asdict(self)
+        d["verdict"] = str(self.verdict)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        """Inverse of `to_dict`. Trusts types only after the caller validated them."""
+
+        def val(x: Any) -> Value | None:
+            return Value(**x) if x is not None else None
+
+        return cls(
+            verdict=Verdict(d["verdict"]),
+            stdout=d.get("stdout", ""),
+            value=val(d.get("value")),
+            is_final_answer=bool(d.get("is_final_answer", False)),
+            final_answer=val(d.get("final_answer")),
+            error=ErrorInfo(**d["error"]) if d.get("error") else None,
+            state=[Variable(**v) for v in d.get("state", [])],
+            truncated=bool(d.get("truncated", False)),
+        )
