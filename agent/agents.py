@@ -1,0 +1,372 @@
+"""Agents: CodeAgent (actions are Python snippets) and ToolCallingAgent (JSON tool calls).
+
+Both run the same loop over a Corral session: ask the model, read an action,
+run it, record the step, feed the observation (or the error) back, until a
+final answer or `max_steps` (then one more model call asks for the answer
+without tools). Tools always run on the client: in a CodeAgent the snippet
+calls them through the session's tool callback, in a ToolCallingAgent the
+agent calls them directly. A session the agent opened itself (from `client=`)
+is reopened if its sandbox is lost; a session passed in is never replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TextIO
+
+from agent import prompts, wire
+from agent.client import Client, Session
+from agent.errors import AgentError, ToolError
+from agent.memory import ActionStep, AgentMemory, FinalAnswerStep, ToolCallRecord, replay
+from agent.models import Message, Model, ToolCallRequest
+from agent.parsing import FormatError, extract_code, parse_tool_calls, truncate
+from agent.results import Result, Verdict
+from agent.tools import FinalAnswerTool, Tool
+from executor.limits import SessionLimits
+
+# Modules the sandbox allows without asking (described to the model; the
+# interpreter's own allowlist is the authority).
+DEFAULT_IMPORTS_TEXT = (
+    "the sandbox's safe standard-library modules (math, cmath, statistics, random, "
+    "itertools, functools, collections, re, json, datetime, time, string, decimal, fractions)"
+)
+CODE_STOP_SEQUENCES = ["Observation:", "Calling tools:"]
+TOOL_STOP_SEQUENCES = ["Observation:"]
+
+
+def format_observation(result: Result, max_chars: int) -> str:
+    """What the model sees of a snippet run: printed logs, then the last value."""
+    logs = result.stdout
+    if logs and not logs.endswith("\n"):
+        logs += "\n"
+    if result.truncated:
+        logs += "[output truncated: print less]\n"
+    text = "Execution logs:\n" + logs
+    if result.ok:
+        shown = result.final_answer if result.is_final_answer else result.value
+        text += "Last output from code snippet:\n" + (shown.repr if shown else "None")
+    return truncate(text, max_chars)
+
+
+def describe_failure(result: Result) -> str:
+    """An error message for the model: what failed and what to change."""
+    err = result.error
+    where = ""
+    if err and err.line:
+        where = f" at line {err.line}" + (f": {err.source_line}" if err.source_line else "")
+    detail = f"{err.type}: {err.message}" if err else str(result.verdict)
+    advice = {
+        Verdict.SYNTAX_ERROR: "Fix the syntax.",
+        Verdict.POLICY_DENIED: "The sandbox does not allow this; use another way (no names "
+        "starting with '_', only the authorized imports).",
+        Verdict.TIMEOUT: "The code ran out of time; make it faster or do less per step.",
+        Verdict.CPU_LIMIT: "The code used too much CPU time; make it cheaper.",
+        Verdict.MEMORY_LIMIT: "The code used too much memory; work with smaller data.",
+        Verdict.SANDBOX_LOST: "The sandbox was lost; its variables are gone.",
+        Verdict.INTERNAL: "The sandbox failed internally; try again differently.",
+    }.get(result.verdict, "")
+    text = f"Code execution failed{where} ({result.verdict.value}): {detail}"
+    if result.session_lost and result.verdict != Verdict.SANDBOX_LOST:
+        text += "\nThe sandbox was lost; variables from earlier steps are gone."
+    return text + (f"\n{advice}" if advice else "")
+
+
+class MultiStepAgent:
+    """The loop shared by both agents; subclasses define `system_prompt` and `_step`."""
+
+    def __init__(
+        self,
+        tools: Iterable[Any] = (),
+        model: Model | None = None,
+        *,
+        client: Client | None = None,
+        session: Session | None = None,
+        max_steps: int = 10,
+        authorized_imports: Iterable[str] = (),
+        limits: Mapping[str, int] | SessionLimits | None = None,
+        max_observation_chars: int = 20_000,
+        on_step: Callable[[ActionStep], None] | None = None,
+    ) -> None:
+        if model is None:
+            raise AgentError("an agent needs a model (e.g. OpenAICompatibleModel or ScriptedModel)")
+        if max_steps < 1:
+            raise AgentError("max_steps must be at least 1")
+        self.model = model
+        self.client = client
+        self.session = session
+        self._owns_session = session is None
+        self.tools = wire.tool_table(tools)
+        self.authorized_imports = list(authorized_imports)
+        self.limits = limits
+        self.max_steps = max_steps
+        self.max_observation_chars = max_observation_chars
+        self.on_step = on_step
+        self.memory = AgentMemory()
+        if session is not None:
+            missing = sorted(set(self.tools) - set(session.tools))
+            if missing:
+                raise AgentError(
+                    f"tools {missing} are not in the given session; open the session with "
+                    "tools=... or pass client= instead of session="
+                )
+            self.tools = {**session.tools, **self.tools}
+
+    # -- session ----------------------------------------------------------
+
+    def _ensure_session(self) -> Session:
+        if self.session is not None and not (self.session.lost or self.session.closed):
+            return self.session
+        if not self._owns_session:
+            raise AgentError("the agent's session is closed or lost; give the agent a new one")
+        if self.client is None:
+            raise AgentError("this agent needs a Corral client= (or session=) to run code")
+        self.session = self.client.session(
+            imports=self.authorized_imports,
+            tools=list(self.tools.values()),
+            limits=self.limits,
+            labels={"agent": type(self).__name__},
+        )
+        return self.session
+
+    def close(self) -> None:
+        """Close the session if the agent opened it."""
+        if self._owns_session and self.session is not None:
+            session, self.session = self.session, None
+            session.close()
+
+    def __enter__(self) -> MultiStepAgent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- memory -----------------------------------------------------------
+
+    @property
+    def system_prompt(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def logs(self) -> list[ActionStep]:
+        """Per-step records of the last run."""
+        return self.memory.steps
+
+    def write_memory_to_messages(self) -> list[Message]:
+        """The chat messages the model sees: system, task, then (assistant, observation) per step."""
+        return self.memory.to_messages()
+
+    def replay(self, file: TextIO | None = None) -> None:
+        """Print the last run step by step."""
+        replay(self.memory, file)
+
+    # -- the loop ---------------------------------------------------------
+
+    def run(self, task: str, *, max_steps: int | None = None) -> Any:
+        """Solve `task`; returns the final answer."""
+        self.memory.reset(self.system_prompt, task)
+        for number in range(1, (max_steps or self.max_steps) + 1):
+            step = ActionStep(step_number=number, input_messages=self.write_memory_to_messages())
+            self.memory.steps.append(step)
+            try:
+                self._step(step)
+            finally:
+                step.end_time = time.time()
+                if self.on_step is not None:
+                    self.on_step(step)
+            if step.is_final_answer:
+                return step.final_answer
+        return self._answer_without_tools(task)
+
+    def _step(self, step: ActionStep) -> None:
+        raise NotImplementedError
+
+    def _answer_without_tools(self, task: str) -> Any:
+        messages = [
+            *self.write_memory_to_messages(),
+            {"role": "user", "content": prompts.FINAL_ANSWER_PROMPT.format(task=task)},
+        ]
+        message = self.model.generate(messages)
+        answer = message.content.strip()
+        self.memory.final_step = FinalAnswerStep(
+            input_messages=messages,
+            model_output=message.content,
+            final_answer=answer,
+            token_usage=message.token_usage,
+        )
+        return answer
+
+
+class CodeAgent(MultiStepAgent):
+    """An agent whose actions are Python snippets run in a Corral session.
+
+    Tools are reachable from the snippets as functions (their calls come back
+    to this process); `authorized_imports` extends the sandbox's import list.
+    """
+
+    @property
+    def system_prompt(self) -> str:
+        signatures = [t.python_signature() for t in self.tools.values()]
+        signatures.append(prompts.FINAL_ANSWER_SIGNATURE)
+        imports = DEFAULT_IMPORTS_TEXT
+        if self.authorized_imports:
+            imports += ", and: " + ", ".join(self.authorized_imports)
+        return prompts.CODE_AGENT_SYSTEM.format(
+            authorized_imports=imports, tool_signatures="\n\n".join(signatures)
+        )
+
+    def _step(self, step: ActionStep) -> None:
+        message = self.model.generate(step.input_messages, stop_sequences=CODE_STOP_SEQUENCES)
+        step.model_output = message.content
+        step.token_usage = message.token_usage
+        try:
+            code = extract_code(message.content)
+        except FormatError as exc:
+            step.error = str(exc)
+            return
+        step.code = code
+        session = self._ensure_session()
+        result = session.run(code)
+        step.result = result
+        step.observations = format_observation(result, self.max_observation_chars)
+        if result.is_final_answer:
+            step.is_final_answer = True
+            step.final_answer = result.answer
+            return
+        if not result.ok:
+            step.error = describe_failure(result)
+        if result.session_lost and not self._owns_session:
+            raise AgentError(f"the sandbox session was lost: {describe_failure(result)}")
+
+
+class PythonInterpreterTool(Tool):
+    """Runs code in the agent's Corral session (the ToolCallingAgent's code tool)."""
+
+    name = "python_interpreter"
+    description = (
+        "Run Python code in a sandboxed, stateful session and get its printed output and "
+        "the value of its last expression."
+    )
+    inputs = {"code": {"type": "string", "description": "The Python code to run."}}
+    output_type = "string"
+
+    def __init__(self, agent: MultiStepAgent) -> None:
+        super().__init__()
+        self.agent = agent
+        self.last_result: Result | None = None
+
+    def forward(self, code: str) -> str:  # type: ignore[override]
+        result = self.agent._ensure_session().run(code)
+        self.last_result = result
+        observation = format_observation(result, self.agent.max_observation_chars)
+        if not result.ok:
+            raise ToolError(observation + "\n" + describe_failure(result))
+        return observation
+
+
+class ToolCallingAgent(MultiStepAgent):
+    """An agent whose actions are tool calls (native function calling or JSON in text).
+
+    Tools run here, on the client; `python_interpreter` (present when the agent
+    has a client or session) runs code in a Corral session; `final_answer`
+    ends the run.
+    """
+
+    def __init__(
+        self, tools: Iterable[Any] = (), model: Model | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(tools, model, **kwargs)
+        self.final_answer_tool = FinalAnswerTool()
+        self.interpreter: PythonInterpreterTool | None = None
+        if self.client is not None or self.session is not None:
+            self.interpreter = PythonInterpreterTool(self)
+
+    @property
+    def all_tools(self) -> dict[str, Tool]:
+        table: dict[str, Tool] = dict(self.tools)
+        if self.interpreter is not None:
+            table[self.interpreter.name] = self.interpreter
+        table[self.final_answer_tool.name] = self.final_answer_tool
+        return table
+
+    @property
+    def system_prompt(self) -> str:
+        descriptions = []
+        for t in self.all_tools.values():
+            args = ", ".join(
+                f"{a} ({s['type']}{', optional' if s.get('nullable') else ''}): {s.get('description', '')}"
+                for a, s in t.inputs.items()
+            )
+            descriptions.append(f"- {t.name}: {t.description}\n    Arguments: {args or 'none'}")
+        return prompts.TOOL_CALLING_SYSTEM.format(tool_descriptions="\n".join(descriptions))
+
+    def _step(self, step: ActionStep) -> None:
+        tools = self.all_tools
+        schemas = [t.to_openai_schema() for t in tools.values()]
+        message = self.model.generate(
+            step.input_messages,
+            stop_sequences=TOOL_STOP_SEQUENCES,
+            tools=schemas if self.model.supports_native_tools else None,
+        )
+        step.token_usage = message.token_usage
+        step.model_output = message.content
+        calls = message.tool_calls
+        if not calls:
+            try:
+                calls = parse_tool_calls(message.content)
+            except FormatError as exc:
+                step.error = str(exc)
+                return
+        if not message.content.strip():
+            step.model_output = "Calling tools:\n" + json.dumps(
+                [{"name": c.name, "arguments": c.arguments} for c in calls], default=repr
+            )
+        observations: list[str] = []
+        errors: list[str] = []
+        for call in calls:
+            record = ToolCallRecord(name=call.name, arguments=call.arguments, id=call.id)
+            step.tool_calls.append(record)
+            self._call_tool(step, tools, call, record)
+            if record.error is not None:
+                errors.append(f"Tool {call.name!r} failed: {record.error}")
+            elif step.is_final_answer:
+                break
+            else:
+                text = record.result if isinstance(record.result, str) else repr(record.result)
+                observations.append(text if len(calls) == 1 else f"{call.name}: {text}")
+        step.observations = truncate("\n".join(observations), self.max_observation_chars)
+        step.error = "\n".join(errors) or None
+
+    def _call_tool(
+        self,
+        step: ActionStep,
+        tools: dict[str, Tool],
+        call: ToolCallRequest,
+        record: ToolCallRecord,
+    ) -> None:
+        tool = tools.get(call.name)
+        if tool is None:
+            record.error = f"there is no tool named {call.name!r}; tools: {', '.join(tools)}"
+            return
+        try:
+            args = tool.validate_arguments(call.arguments)
+        except ToolError as exc:
+            record.error = str(exc)
+            return
+        if tool is self.final_answer_tool:
+            step.is_final_answer = True
+            step.final_answer = record.result = args.get("answer")
+            return
+        is_interpreter = self.interpreter is not None and tool is self.interpreter
+        if is_interpreter:
+            step.code = args.get("code")
+        try:
+            record.result = tool.forward(**args)
+        except Exception as exc:  # reported to the model, which may retry
+            record.error = (
+                str(exc) if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
+            )
+        finally:
+            if is_interpreter and self.interpreter is not None:
+                step.result = self.interpreter.last_result

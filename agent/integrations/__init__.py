@@ -1,0 +1,1 @@
+"""Adapters that let other agent frameworks run their code actions in Corral."""

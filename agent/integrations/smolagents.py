@@ -1,0 +1,164 @@
+"""Run smolagents' CodeAgent with every code action executed in Corral.
+
+    from smolagents import CodeAgent
+    from agent.integrations.smolagents import CorralExecutor
+
+    executor = CorralExecutor(target="127.0.0.1:50051")
+    agent = CodeAgent(tools=[...], model=model, executor=executor)
+
+smolagents drives an executor through three calls (its `PythonExecutor`
+interface): `send_variables` and `send_tools` at the start of each run, then
+`executor(code_action) -> CodeOutput(output, logs, is_final_answer)` per step.
+Tools are NOT copied into the sandbox (smolagents' remote executors send their
+source code): the session gets stubs, and each call comes back to this
+process, where the real smolagents tool runs. smolagents' `final_answer` tool
+is replaced by Corral's built-in `final_answer`.
+
+Because a session's tools are fixed when it opens, the session opens lazily
+at the first code action, and reopens (losing state) if a later run sends a
+different set of tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from smolagents.local_python_executor import CodeOutput, InterpreterError, PythonExecutor
+
+from agent.agents import describe_failure
+from agent.client import Client, Session
+from agent.errors import ToolError
+from agent.results import python_value
+from agent.tools import TYPES, Tool
+from executor.limits import SessionLimits
+
+__all__ = ["CorralExecutor", "SmolagentsTool"]
+
+
+def _corral_type(kind: Any) -> tuple[str, bool]:
+    """(Corral type, nullable) for a smolagents type ("image"/"audio" cross as "any")."""
+    if isinstance(kind, list):
+        members = [k for k in kind if k != "null"]
+        base, _ = _corral_type(members[0]) if len(members) == 1 else ("any", False)
+        return base, len(members) < len(kind)
+    return (kind if kind in TYPES else "any"), False
+
+
+class SmolagentsTool(Tool):
+    """A Corral Tool that calls a smolagents Tool (or managed agent) on this side."""
+
+    def __init__(self, smol_tool: Any) -> None:
+        self.smol_tool = smol_tool
+        self.name = str(smol_tool.name)
+        self.description = str(getattr(smol_tool, "description", "") or "")
+        inputs: dict[str, dict[str, Any]] = {}
+        for arg, spec in (getattr(smol_tool, "inputs", None) or {}).items():
+            kind, nullable = _corral_type(spec.get("type", "any"))
+            entry: dict[str, Any] = {"type": kind, "description": str(spec.get("description", ""))}
+            if nullable or spec.get("nullable"):
+                entry["nullable"] = True
+            inputs[arg] = entry
+        self.inputs = inputs
+        self.output_type, _ = _corral_type(getattr(smol_tool, "output_type", "any"))
+        super().__init__()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        # smolagents' own __call__ runs setup() and converts agent types (images, audio).
+        value = self.smol_tool(*args, **kwargs)
+        to_raw = getattr(value, "to_raw", None)  # AgentType wrappers: send the plain value
+        return to_raw() if callable(to_raw) and not isinstance(value, str | int | float) else value
+
+
+class CorralExecutor(PythonExecutor):
+    """A smolagents PythonExecutor backed by a Corral session.
+
+    client: a `Client`, or target/token to build one. additional_authorized_imports,
+    limits, labels: as for `Client.session`.
+    """
+
+    def __init__(
+        self,
+        client: Client | None = None,
+        *,
+        target: str | None = None,
+        token: str | None = None,
+        additional_authorized_imports: Iterable[str] = (),
+        limits: Mapping[str, int] | SessionLimits | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self._owns_client = client is None
+        self.client = client if client is not None else Client(target, token=token)
+        self.additional_authorized_imports = list(additional_authorized_imports)
+        self.limits = limits
+        self.labels = {"framework": "smolagents", **dict(labels or {})}
+        self.tools: dict[str, SmolagentsTool] = {}
+        self.pending_variables: dict[str, Any] = {}
+        self.session: Session | None = None
+        # smolagents reads state["_print_outputs"] for the logs of a failed step.
+        self.state: dict[str, Any] = {"_print_outputs": ""}
+
+    # -- PythonExecutor interface --------------------------------------
+
+    def send_tools(self, tools: dict[str, Any]) -> None:
+        wanted = {name: SmolagentsTool(t) for name, t in tools.items() if name != "final_answer"}
+        if self.session is not None and set(wanted) != set(self.tools):
+            self._close_session()  # a session's tools are fixed at open
+        self.tools = wanted
+
+    def send_variables(self, variables: dict[str, Any]) -> None:
+        if not variables:
+            return
+        if self.session is not None:
+            self.session.set_variables(variables)
+        else:
+            self.pending_variables.update(variables)
+
+    def __call__(self, code_action: str) -> CodeOutput:
+        session = self._ensure_session()
+        result = session.run(code_action)
+        self.state["_print_outputs"] = result.stdout
+        if result.session_lost:
+            self.session = None  # next action gets a fresh sandbox
+        if result.is_final_answer:
+            return CodeOutput(output=result.answer, logs=result.stdout, is_final_answer=True)
+        if not result.ok:
+            # smolagents turns this into an AgentExecutionError and shows it to the model.
+            raise InterpreterError(describe_failure(result))
+        return CodeOutput(
+            output=python_value(result.value), logs=result.stdout, is_final_answer=False
+        )
+
+    # -- lifecycle --------------------------------------------------------
+
+    def _ensure_session(self) -> Session:
+        if self.session is None or self.session.closed or self.session.lost:
+            try:
+                self.session = self.client.session(
+                    imports=self.additional_authorized_imports,
+                    tools=list(self.tools.values()),
+                    variables=self.pending_variables or None,
+                    limits=self.limits,
+                    labels=self.labels,
+                )
+            except ToolError as exc:
+                raise InterpreterError(f"cannot declare the tools to Corral: {exc}") from exc
+            self.pending_variables = {}
+        return self.session
+
+    def _close_session(self) -> None:
+        if self.session is not None:
+            session, self.session = self.session, None
+            session.close()
+
+    def cleanup(self) -> None:
+        """Close the session (and the client if this executor made it)."""
+        self._close_session()
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> CorralExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()

@@ -1,0 +1,119 @@
+"""The daemon's exception tree and its one mapping to gRPC status codes.
+
+Every error a caller can see is a `DaemonError` subclass; `grpc_status()` is
+the only place that decides which status code each class becomes. Messages
+say what to change (which field, which maximum, which config key) because the
+reader is usually a developer looking at an agent's log.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class DaemonError(Exception):
+    """Base of every error the daemon reports to a caller (INTERNAL unless mapped below)."""
+
+
+class ConfigError(DaemonError):
+    """The daemon's configuration is invalid; raised before serving."""
+
+
+class InvalidArgument(DaemonError):
+    """The request is malformed: a bad field, an unknown kind, an unsafe path."""
+
+
+class LimitTooHigh(InvalidArgument):
+    """A requested limit exceeds the server's maximum for that field."""
+
+    def __init__(self, field: str, requested: int, maximum: int) -> None:
+        super().__init__(
+            f"limits.{field}={requested} exceeds the server's maximum of {maximum}; "
+            f"ask for at most {maximum} (or 0 for the default), or raise max_{field} "
+            "in the daemon's config"
+        )
+        self.field = field
+        self.maximum = maximum
+
+
+class TooLarge(InvalidArgument):
+    """A payload (code, file, variables) is larger than the configured cap."""
+
+    def __init__(self, what: str, size: int, maximum: int, config_key: str) -> None:
+        super().__init__(
+            f"{what} is {size} bytes; the server accepts at most {maximum} bytes "
+            f"(config: {config_key})"
+        )
+
+
+class Unauthenticated(DaemonError):
+    """Missing or wrong bearer token."""
+
+
+class SessionNotFound(DaemonError):
+    """No such session for this caller (also when it belongs to another caller)."""
+
+    def __init__(self, session_id: str) -> None:
+        shown = session_id[:8] + "..." if len(session_id) > 8 else session_id
+        super().__init__(
+            f"session {shown!r} not found: it was closed, expired, lost its container, "
+            "or was opened by another caller; open a new session"
+        )
+
+
+class SessionBusy(DaemonError):
+    """The session is already running a snippet or another sandbox call."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the session is already running a snippet; wait for its result "
+            "(one snippet at a time per session) or open another session"
+        )
+
+
+class SessionLost(DaemonError):
+    """The session's container died outside a snippet; the session is gone."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the session's container is gone ({detail}); open a new session")
+
+
+class SandboxCallFailed(DaemonError):
+    """The runner refused an operation (e.g. reading a missing file)."""
+
+
+class PoolExhausted(DaemonError):
+    """No container became available within the open wait."""
+
+
+class ShuttingDown(DaemonError):
+    """The daemon is draining and accepts no new work."""
+
+
+class SandboxUnavailable(DaemonError):
+    """A container could not be started or its channel failed outside a snippet."""
+
+
+_STATUS: tuple[tuple[type[DaemonError], grpc.StatusCode], ...] = (
+    # Order matters: subclasses before their bases.
+    (LimitTooHigh, grpc.StatusCode.INVALID_ARGUMENT),
+    (TooLarge, grpc.StatusCode.INVALID_ARGUMENT),
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (SessionNotFound, grpc.StatusCode.NOT_FOUND),
+    (SessionBusy, grpc.StatusCode.FAILED_PRECONDITION),
+    (SandboxCallFailed, grpc.StatusCode.FAILED_PRECONDITION),
+    (SessionLost, grpc.StatusCode.ABORTED),
+    (PoolExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (ShuttingDown, grpc.StatusCode.UNAVAILABLE),
+    (SandboxUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (ConfigError, grpc.StatusCode.INTERNAL),
+)
+
+
+def grpc_status(exc: BaseException) -> grpc.StatusCode:
+    """The gRPC status for an exception (INTERNAL for anything unexpected)."""
+    for cls, code in _STATUS:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL

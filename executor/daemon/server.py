@@ -1,0 +1,303 @@
+"""The daemon's lifecycle: start, serve, drain, stop.
+
+`Daemon.start()` reconciles leftovers, starts the gRPC server (executor
+service, health, reflection), the metrics endpoint, the pool and the session
+reaper. `Daemon.stop()` shuts down in stages: health NOT_SERVING and no new
+sessions or snippets; running snippets get up to `shutdown_drain_s` to finish;
+then the gRPC server stops and every container is destroyed. `serve()` wires
+this to SIGTERM/SIGINT (a second signal forces exit at once; the containers
+then exit by themselves when their attach streams close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import signal
+import time
+import uuid
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from executor.daemon.config import DaemonConfig
+from executor.daemon.errors import ConfigError
+from executor.daemon.metrics import DaemonMetrics, MetricsServer, parse_address
+from executor.daemon.pool import Pool
+from executor.daemon.reconcile import LABEL_DAEMON_PID, daemon_labels, reconcile
+from executor.daemon.service import ExecutorService
+from executor.daemon.sessions import SessionRegistry
+from executor.limits import SessionLimits
+from executor.sandbox import LABEL_INSTANCE
+from proto import executor_pb2 as pb
+from proto import executor_pb2_grpc as pb_grpc
+
+log = logging.getLogger("corral.daemon")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Executor"].full_name
+
+
+def configure_health_and_reflection(server: grpc.aio.Server) -> health_aio.HealthServicer:
+    """Standard health service (overall and per-service) and server reflection."""
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = (
+        SERVICE_NAME,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    return health
+
+
+class Daemon:
+    """One running corrald: owns the gRPC server, the pool, the sessions."""
+
+    def __init__(self, config: DaemonConfig, *, docker_client: Any = None) -> None:
+        self.config = config
+        self.instance_id = config.instance_id or f"corrald-{uuid.uuid4().hex[:12]}"
+        self._docker = docker_client
+        self.metrics = DaemonMetrics()
+        self.sessions = SessionRegistry()
+        self.image = config.image
+        self.port = 0
+        self.metrics_port = 0
+        self.pool: Pool | None = None
+        self.service: ExecutorService | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health: health_aio.HealthServicer | None = None
+        self._metrics_server: MetricsServer | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def target(self) -> str:
+        """The address clients dial (with the real port when asked for port 0)."""
+        listen = self.config.listen
+        if listen.startswith("unix:"):
+            return listen
+        host = listen.rpartition(":")[0]
+        return f"{host}:{self.port}"
+
+    # --- start ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        # Driver calls block a thread each (a running snippet holds one for its whole
+        # duration), so the default executor must not be the small CPU-sized one.
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2 * cfg.pool_max + 16, thread_name_prefix="corral-io"
+        )
+        loop.set_default_executor(self._executor)
+        if self._docker is None:
+            import docker
+
+            self._docker = await asyncio.to_thread(
+                docker.from_env, max_pool_size=2 * cfg.pool_max + 16
+            )
+        if not self.image:
+            from executor.sandbox.image import ensure_image
+
+            self.image = await asyncio.to_thread(ensure_image, client=self._docker)
+        removed = await asyncio.to_thread(reconcile, self._docker, self.instance_id)
+        self.removed_at_start = removed
+
+        labels = daemon_labels(self.instance_id)
+        pool = Pool(
+            self._start_fn(labels),
+            cfg.default_limits,
+            warm=cfg.pool_warm,
+            max_containers=cfg.pool_max,
+            refill_concurrency=cfg.refill_concurrency,
+            min_available_memory=cfg.min_available_memory_bytes,
+            health_interval_s=cfg.health_check_interval_s,
+            metrics=self.metrics,
+        )
+        self.pool = pool
+        self.metrics.add_gauge(
+            "corral_pool_warm", "Warm containers ready.", lambda: pool.stats().warm
+        )
+        self.metrics.add_gauge(
+            "corral_pool_in_use", "Containers held by sessions.", lambda: pool.stats().in_use
+        )
+        self.metrics.add_gauge(
+            "corral_pool_starting", "Containers starting.", lambda: pool.stats().starting
+        )
+        self.metrics.add_gauge("corral_sessions", "Open sessions.", lambda: len(self.sessions))
+        self.service = ExecutorService(cfg, pool, self.sessions, self.metrics, self.instance_id)
+
+        options = [
+            ("grpc.max_receive_message_length", cfg.max_message_bytes),
+            ("grpc.max_send_message_length", cfg.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        server = grpc.aio.server(options=options)
+        pb_grpc.add_ExecutorServicer_to_server(self.service, server)
+        self._health = configure_health_and_reflection(server)
+        self.port = self._bind(server)
+        self._server = server
+        await server.start()
+        pool.start()
+        self._reaper = asyncio.create_task(self._reap_loop(), name="session-reaper")
+
+        address = parse_address(cfg.metrics_address)
+        if address is not None:
+            self._metrics_server = MetricsServer(self.metrics.registry, *address)
+            self.metrics_port = await self._metrics_server.start()
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "listening",
+            extra={
+                "address": self.target,
+                "tls": cfg.tls_enabled,
+                "auth": cfg.auth_enabled,
+                "instance": self.instance_id,
+                "image": self.image,
+                "metrics_port": self.metrics_port,
+                "reconciled": len(removed),
+            },
+        )
+
+    def _bind(self, server: grpc.aio.Server) -> int:
+        cfg = self.config
+        if cfg.tls_enabled:
+            try:
+                with open(cfg.tls_key, "rb") as k, open(cfg.tls_cert, "rb") as c:
+                    creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            except OSError as exc:
+                raise ConfigError(f"cannot read tls_cert/tls_key: {exc}") from exc
+            port = server.add_secure_port(cfg.listen, creds)
+        else:
+            port = server.add_insecure_port(cfg.listen)
+        if port == 0 and not cfg.listen.startswith("unix:"):
+            raise ConfigError(f"cannot listen on {cfg.listen}: address in use or invalid")
+        return port
+
+    def _start_fn(self, labels: dict[str, str]) -> Any:
+        from executor.sandbox.driver import Sandbox
+
+        client, image = self._docker, self.image
+        timeout = self.config.container_ready_timeout_s
+
+        def start(limits: SessionLimits) -> Any:
+            return Sandbox.start(client, image, limits, labels=labels, ready_timeout=timeout)
+
+        return start
+
+    def emergency_cleanup(self, budget_s: float = 3.0) -> None:
+        """Forced exit: remove this process's containers within a small time budget.
+
+        Started containers would exit by themselves once the process is gone
+        (end of stdin), but one caught between create and start would stay in
+        "created" until the next daemon's reconciliation; this catches it now.
+        """
+        if self._docker is None:
+            return
+        filters = {
+            "label": [f"{LABEL_INSTANCE}={self.instance_id}", f"{LABEL_DAEMON_PID}={os.getpid()}"]
+        }
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
+        try:
+            found = self._docker.api.containers(all=True, filters=filters)
+            futures = [
+                pool.submit(self._docker.api.remove_container, c["Id"], force=True) for c in found
+            ]
+            concurrent.futures.wait(futures, timeout=budget_s)
+        except Exception as exc:  # best effort on the way out
+            log.warning("emergency cleanup failed", extra={"error": str(exc)[:200]})
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once the pool is warm; logs "ready"."""
+        assert self.pool is not None
+        ok = await self.pool.wait_warm(timeout)
+        if ok:
+            log.info("ready", extra={"address": self.target, "warm": self.pool.stats().warm})
+        return ok
+
+    # --- background ----------------------------------------------------------
+
+    async def _reap_loop(self) -> None:
+        assert self.service is not None
+        while True:
+            await asyncio.sleep(self.config.session_reap_interval_s)
+            for session, reason in self.sessions.expired():
+                if reason == "lifetime" and session.lock.locked():
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(session.sandbox.kill)
+                self.metrics.sessions_expired.inc()
+                await self.service.end_session(session, f"expired ({reason})")
+
+    # --- stop ----------------------------------------------------------------
+
+    async def stop(self, drain_s: float | None = None) -> None:
+        """Staged shutdown; safe to call twice."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        drain = self.config.shutdown_drain_s if drain_s is None else drain_s
+        log.info("shutting down", extra={"drain_s": drain})
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self.service is not None:
+            self.service.accepting = False
+            deadline = time.monotonic() + drain
+            while self.service.running and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if self.service.running:
+                log.warning(
+                    "drain deadline passed; killing running snippets",
+                    extra={"running": len(self.service.running)},
+                )
+        if self._reaper is not None:
+            self._reaper.cancel()
+        if self.service is not None:
+            for session in self.sessions.all():
+                await self.service.end_session(session, "daemon shutdown")
+        if self._server is not None:
+            await self._server.stop(grace=1.0)
+        if self.pool is not None:
+            await self.pool.close()
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("stopped", extra={"instance": self.instance_id})
+
+
+async def serve(config: DaemonConfig) -> int:
+    """Run until SIGTERM/SIGINT, then stop in stages; a second signal exits at once."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.info("signal received; draining", extra={"signal": signal.Signals(signum).name})
+            stop.set()
+        else:
+            log.warning("second signal; exiting now")
+            daemon.emergency_cleanup()
+            os._exit(1)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    daemon = Daemon(config)
+    await daemon.start()
+    ready = asyncio.create_task(daemon.wait_ready())
+    await stop.wait()
+    ready.cancel()
+    await daemon.stop()
+    return 0

@@ -1,0 +1,656 @@
+"""The `corral.v1.Executor` servicer: one method per RPC, no lifecycle.
+
+Each handler authenticates, finds the caller's session, claims its lock (one
+sandbox call at a time), and drives the synchronous container driver from a
+thread. Errors are `DaemonError`s, turned into gRPC statuses by `_rpc` using
+`errors.grpc_status` (the one mapping).
+
+Execute bridges two worlds: the driver thread reads frames from the container
+and calls `on_output` / `on_tool_call`; those hand events to the event loop
+through a queue, and tool answers come back from the client's request stream
+to the blocked driver thread through a `concurrent.futures.Future`. The
+event loop owns the hard deadline (wall time + grace): when it passes, the
+container is killed, which also unblocks the driver thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import concurrent.futures
+import functools
+import itertools
+import json
+import logging
+import posixpath
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from executor.daemon import convert
+from executor.daemon.auth import Authenticator
+from executor.daemon.config import DaemonConfig
+from executor.daemon.errors import (
+    DaemonError,
+    InvalidArgument,
+    SandboxCallFailed,
+    SessionLost,
+    SessionNotFound,
+    ShuttingDown,
+    TooLarge,
+    grpc_status,
+)
+from executor.daemon.metrics import DaemonMetrics
+from executor.daemon.pool import Pool
+from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
+from executor.limits import SessionLimits
+from proto import executor_pb2 as pb
+from proto import executor_pb2_grpc as pb_grpc
+
+log = logging.getLogger("corral.daemon.service")
+
+CALL_TIMEOUT_S = 10.0  # set/get vars, files, init: the runner answers these at once
+MAX_TOOLS = 256
+MAX_IMPORTS = 256
+MAX_LABELS = 64
+MAX_PATH_CHARS = 1024
+CLOSED_MEMORY = 10_000  # recently closed ids remembered, so CloseSession stays idempotent
+OPEN_ATTEMPTS = 3  # a warm container found dead at init is replaced this many times
+TOOL_MARGIN_S = 0.25  # the daemon gives up on a tool answer this much before the runner
+
+T = TypeVar("T")
+
+
+def _sandbox_errors() -> tuple[type[BaseException], ...]:
+    from executor.sandbox import driver
+
+    return (driver.SandboxError,)
+
+
+class _ToolClock:
+    """Time the driver thread spent waiting for tool answers (not charged to the snippet)."""
+
+    def __init__(self) -> None:
+        self.paused = 0.0
+        self.since: float | None = None
+
+    def extra(self, now: float) -> float:
+        since = self.since
+        return self.paused + (now - since if since is not None else 0.0)
+
+
+def _rpc(
+    fn: Callable[..., Awaitable[T]],
+) -> Callable[..., Awaitable[T]]:
+    """Unary handler wrapper: DaemonError -> its gRPC status with the message."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: ExecutorService, request: Any, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await fn(self, request, context)
+        except DaemonError as exc:
+            await context.abort(grpc_status(exc), str(exc))
+            raise  # unreachable: abort raises
+
+    return wrapper
+
+
+class ExecutorService(pb_grpc.ExecutorServicer):
+    def __init__(
+        self,
+        config: DaemonConfig,
+        pool: Pool,
+        sessions: SessionRegistry,
+        metrics: DaemonMetrics,
+        instance_id: str,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.sessions = sessions
+        self.metrics = metrics
+        self.instance_id = instance_id
+        self.auth = Authenticator(config.tokens)
+        self.accepting = True
+        self.snippets_executed = 0
+        self._closed: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._ids = itertools.count(1)
+        self.running: set[asyncio.Task[Any]] = set()
+
+    # --- helpers -------------------------------------------------------------
+
+    def _caller(self, context: grpc.aio.ServicerContext) -> str:
+        return self.auth.identify(context.invocation_metadata())
+
+    def _session(self, session_id: str, context: grpc.aio.ServicerContext) -> Session:
+        return self.sessions.get(session_id, self._caller(context))
+
+    def _frame_id(self) -> str:
+        return f"d{next(self._ids)}"
+
+    async def end_session(self, session: Session, reason: str) -> None:
+        """Forget the session and destroy its container (idempotent)."""
+        if self.sessions.pop(session.id) is None:
+            return
+        session.lost = True
+        self._closed[session.id] = session.owner
+        while len(self._closed) > CLOSED_MEMORY:
+            self._closed.popitem(last=False)
+        self.pool.release(session.sandbox)
+        log.info("session ended", extra={"session_id": session.id, "reason": reason})
+
+    async def _kill(self, session: Session) -> None:
+        """Kill the container now (hard timeout): unblocks a driver thread stuck reading."""
+        try:
+            await asyncio.to_thread(session.sandbox.kill)
+        except Exception as exc:  # a container already gone is fine
+            log.debug("kill failed", extra={"session_id": session.id, "error": str(exc)})
+
+    async def _call(self, session: Session, frame: dict[str, Any], want: str) -> dict[str, Any]:
+        """One request/answer on the session's channel; runner refusals -> SandboxCallFailed."""
+        from executor.sandbox import driver
+
+        try:
+            answer = await asyncio.to_thread(session.sandbox.request, frame, CALL_TIMEOUT_S)
+        except driver.SandboxRequestError as exc:
+            raise SandboxCallFailed(f"the sandbox refused {frame['type']}: {exc}") from exc
+        except driver.SandboxError as exc:
+            await self._kill(session)
+            await self.end_session(session, "lost")
+            raise SessionLost(str(exc)[:300]) from exc
+        if answer.get("type") != want:
+            await self._kill(session)
+            await self.end_session(session, "protocol")
+            raise SessionLost(
+                f"the runner answered {str(answer.get('type'))[:40]!r} instead of {want!r}"
+            )
+        return answer
+
+    # --- sessions ------------------------------------------------------------
+
+    @_rpc
+    async def OpenSession(
+        self, request: pb.OpenSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.OpenSessionResponse:
+        caller = self._caller(context)
+        if not self.accepting:
+            raise ShuttingDown("the daemon is shutting down; open the session on another daemon")
+        t0 = time.perf_counter()
+        limits = resolve_limits(
+            convert.limits_to_dict(request.limits),
+            self.config.default_limits,
+            self.config.max_limits,
+        )
+        init = _init_args(request, limits)
+        labels = dict(request.labels)
+        if len(labels) > MAX_LABELS:
+            raise InvalidArgument(f"at most {MAX_LABELS} labels per session")
+        for attempt in range(OPEN_ATTEMPTS):
+            sandbox = await self.pool.acquire(limits, self.config.open_wait_s)
+            try:
+                await asyncio.to_thread(sandbox.init, **init, timeout=CALL_TIMEOUT_S)
+                break
+            except _sandbox_errors() as exc:
+                await self.pool.destroy(sandbox)
+                if _is_refusal(exc):
+                    raise InvalidArgument(f"the sandbox refused the session setup: {exc}") from exc
+                self.metrics.containers_failed.inc()
+                log.warning(
+                    "container failed at session init; retrying",
+                    extra={"attempt": attempt + 1, "error": str(exc)[:200]},
+                )
+        else:
+            raise SandboxCallFailed("containers keep failing at session init; see the daemon log")
+        session = Session(
+            id=new_session_id(), owner=caller, sandbox=sandbox, limits=limits, labels=labels
+        )
+        self.sessions.add(session)
+        elapsed = time.perf_counter() - t0
+        self.metrics.open_latency.observe(elapsed)
+        self.metrics.sessions_opened.inc()
+        log.info(
+            "session opened",
+            extra={
+                "session_id": session.id,
+                "caller": caller,
+                "container": getattr(sandbox, "name", ""),
+                "open_ms": round(elapsed * 1000, 2),
+                **{f"label_{k}": v for k, v in list(labels.items())[:8]},
+            },
+        )
+        return pb.OpenSessionResponse(session_id=session.id, limits=convert.limits_to_proto(limits))
+
+    @_rpc
+    async def CloseSession(
+        self, request: pb.CloseSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CloseSessionResponse:
+        caller = self._caller(context)
+        try:
+            session = self.sessions.get(request.session_id, caller)
+        except SessionNotFound:
+            if self._closed.get(request.session_id) == caller:
+                return pb.CloseSessionResponse()  # already closed by its owner: idempotent
+            raise
+        await self.end_session(session, "closed")
+        return pb.CloseSessionResponse()
+
+    # --- variables and files -------------------------------------------------
+
+    @_rpc
+    async def SetVariables(
+        self, request: pb.SetVariablesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetVariablesResponse:
+        session = self._session(request.session_id, context)
+        try:
+            variables = convert.parse_json_object(request.variables_json, "variables_json")
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        async with session.claim():
+            session.touch()
+            await self._call(session, {"type": "set_vars", "variables": variables}, "ack")
+        return pb.SetVariablesResponse()
+
+    @_rpc
+    async def GetVariables(
+        self, request: pb.GetVariablesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetVariablesResponse:
+        session = self._session(request.session_id, context)
+        async with session.claim():
+            session.touch()
+            answer = await self._call(
+                session, {"type": "get_vars", "names": list(request.names)}, "vars"
+            )
+        try:
+            return pb.GetVariablesResponse(variables=convert.variables(answer.get("state")))
+        except convert.BadFrame as exc:
+            await self._kill(session)
+            await self.end_session(session, "protocol")
+            raise SessionLost(f"the runner sent bad variables: {exc}") from exc
+
+    @_rpc
+    async def UploadFile(
+        self, request: pb.UploadFileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UploadFileResponse:
+        session = self._session(request.session_id, context)
+        path = _workspace_path(request.path)
+        size = len(request.data)
+        if size > self.config.max_file_bytes:
+            raise TooLarge("the file", size, self.config.max_file_bytes, "max_file_bytes")
+        data_b64 = base64.b64encode(request.data).decode("ascii")
+        async with session.claim():
+            session.touch()
+            await self._call(
+                session, {"type": "write_file", "path": path, "data_b64": data_b64}, "ack"
+            )
+        return pb.UploadFileResponse(size=size)
+
+    @_rpc
+    async def DownloadFile(
+        self, request: pb.DownloadFileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DownloadFileResponse:
+        session = self._session(request.session_id, context)
+        path = _workspace_path(request.path)
+        async with session.claim():
+            session.touch()
+            answer = await self._call(session, {"type": "read_file", "path": path}, "file")
+        encoded = answer.get("data_b64")
+        cap = self.config.max_file_bytes
+        if not isinstance(encoded, str):
+            raise SandboxCallFailed("the runner sent a file frame without data")
+        if len(encoded) > (cap + 2) // 3 * 4:
+            raise TooLarge(f"the file {path!r}", len(encoded) * 3 // 4, cap, "max_file_bytes")
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise SandboxCallFailed(f"the runner sent undecodable file data: {exc}") from None
+        if len(data) > cap:
+            raise TooLarge(f"the file {path!r}", len(data), cap, "max_file_bytes")
+        return pb.DownloadFileResponse(data=data)
+
+    @_rpc
+    async def GetStats(
+        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStatsResponse:
+        self._caller(context)
+        s = self.pool.stats()
+        m = self.metrics
+        return pb.GetStatsResponse(
+            warm=s.warm,
+            in_use=s.in_use,
+            starting=s.starting,
+            max_containers=s.max_containers,
+            sessions=len(self.sessions),
+            containers_created=int(m.containers_created.value()),
+            containers_destroyed=int(m.containers_destroyed.value()),
+            containers_failed=int(m.containers_failed.value()),
+            snippets_executed=self.snippets_executed,
+            instance_id=self.instance_id,
+        )
+
+    # --- execute -------------------------------------------------------------
+
+    async def Execute(
+        self,
+        request_iterator: AsyncIterator[pb.ExecuteRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.ExecuteResponse]:
+        try:
+            caller = self._caller(context)
+            if not self.accepting:
+                raise ShuttingDown("the daemon is shutting down; no new snippets")
+            try:
+                first = await anext(aiter(request_iterator))
+            except StopAsyncIteration:
+                raise InvalidArgument("the Execute stream ended before ExecuteStart") from None
+            if first.WhichOneof("kind") != "start":
+                raise InvalidArgument("the first Execute request must carry ExecuteStart")
+            start = first.start
+            code_size = len(start.code.encode("utf-8", "surrogatepass"))
+            code_cap = self.config.max_limits.code_bytes
+            if code_size > code_cap:
+                raise TooLarge("the code", code_size, code_cap, "max_code_bytes")
+            session = self.sessions.get(start.session_id, caller)
+            lock = session.claim()
+        except DaemonError as exc:
+            await context.abort(grpc_status(exc), str(exc))
+            return
+        async with lock:
+            session.touch()
+            task = asyncio.current_task()
+            if task is not None:
+                self.running.add(task)
+            try:
+                async for response in self._run_snippet(session, start.code, request_iterator):
+                    yield response
+            except asyncio.CancelledError:
+                # The client went away mid-snippet: its state is unknowable, end the session.
+                await self._kill(session)
+                await self.end_session(session, "client cancelled")
+                raise
+            finally:
+                if task is not None:
+                    self.running.discard(task)
+                session.touch()
+
+    async def _run_snippet(
+        self,
+        session: Session,
+        code: str,
+        requests: AsyncIterator[pb.ExecuteRequest],
+    ) -> AsyncIterator[pb.ExecuteResponse]:
+        loop = asyncio.get_running_loop()
+        limits = session.limits
+        t0 = time.perf_counter()
+        tool_timeout_s = limits.tool_timeout_ms / 1000
+        clock = _ToolClock()
+        hard_s = (limits.wall_time_ms + self.config.hard_timeout_grace_ms) / 1000
+        events: asyncio.Queue[pb.ExecuteResponse] = asyncio.Queue()
+        pending: dict[str, concurrent.futures.Future[dict[str, Any]]] = {}
+        stop = threading.Event()
+        log_extra = {"session_id": session.id}
+
+        def on_output(text: str) -> None:
+            if isinstance(text, str) and text:
+                loop.call_soon_threadsafe(
+                    events.put_nowait, pb.ExecuteResponse(output=pb.OutputChunk(text=text))
+                )
+
+        def on_tool_call(frame: dict[str, Any]) -> dict[str, Any]:
+            call_id = frame.get("call_id")
+            name = frame.get("name")
+            if not isinstance(call_id, str) or not isinstance(name, str):
+                raise convert.BadFrame("tool_call without a string call_id and name")
+            try:
+                call = pb.ToolCall(
+                    call_id=call_id,
+                    name=name[:200],
+                    args_json=json.dumps(frame.get("args", []), allow_nan=False),
+                    kwargs_json=json.dumps(frame.get("kwargs", {}), allow_nan=False),
+                )
+            except (TypeError, ValueError) as exc:
+                raise convert.BadFrame(f"tool_call arguments: {exc}") from None
+            fut: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+            pending[call_id] = fut
+            clock.since = time.monotonic()
+            loop.call_soon_threadsafe(events.put_nowait, pb.ExecuteResponse(tool_call=call))
+            # Answer just before the runner's own tool timeout would fire, so the
+            # runner never receives an answer to a call it already gave up on.
+            wait = max(0.0, tool_timeout_s - min(TOOL_MARGIN_S, tool_timeout_s / 10))
+            try:
+                return fut.result(timeout=wait)
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                return {
+                    "ok": False,
+                    "error": {
+                        "type": "TimeoutError",
+                        "message": f"tool {name[:100]!r} got no answer from the client "
+                        f"within {limits.tool_timeout_ms} ms",
+                    },
+                }
+            finally:
+                pending.pop(call_id, None)
+                since, clock.since = clock.since, None
+                if since is not None:
+                    clock.paused += time.monotonic() - since
+
+        def run() -> dict[str, Any]:
+            if stop.is_set():
+                raise RuntimeError("snippet cancelled before it started")
+            return session.sandbox.execute(  # type: ignore[no-any-return]
+                code,
+                timeout=hard_s + 1.0,
+                on_output=on_output,
+                on_tool_call=on_tool_call,
+            )
+
+        async def read_answers() -> None:
+            async for req in requests:
+                if req.WhichOneof("kind") != "tool_result":
+                    continue  # only tool results are meaningful after the start
+                tr = req.tool_result
+                fut = pending.get(tr.call_id)
+                if fut is None or fut.done():
+                    continue  # late or unknown answer: the call already timed out
+                if tr.ok:
+                    try:
+                        value = json.loads(tr.value_json) if tr.value_json else None
+                        reply: dict[str, Any] = {"ok": True, "value": value}
+                    except ValueError as exc:
+                        reply = {
+                            "ok": False,
+                            "error": {
+                                "type": "ValueError",
+                                "message": f"the client's tool result is not JSON: {exc}",
+                            },
+                        }
+                else:
+                    reply = {
+                        "ok": False,
+                        "error": {
+                            "type": tr.error_type or "Exception",
+                            "message": tr.error_message,
+                        },
+                    }
+                fut.set_result(reply)
+
+        reader = asyncio.create_task(read_answers())
+        exec_fut = loop.run_in_executor(None, run)
+        result: pb.ExecuteResult | None = None
+        getter: asyncio.Future[pb.ExecuteResponse] | None = None
+        try:
+            hard_deadline = time.monotonic() + hard_s
+            while True:
+                if getter is None:
+                    getter = asyncio.ensure_future(events.get())
+                now = time.monotonic()
+                remaining = hard_deadline + clock.extra(now) - now
+                waitables: set[asyncio.Future[Any]] = {getter, exec_fut}
+                done, _ = await asyncio.wait(
+                    waitables,
+                    timeout=max(0.0, remaining),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if getter in done:
+                    yield getter.result()
+                    getter = None
+                    continue
+                if exec_fut in done:
+                    break
+                # Hard timeout: the runner did not answer by wall time + grace.
+                log.warning("hard timeout; killing the container", extra=log_extra)
+                await self._kill(session)
+                result = convert.lost_result(
+                    pb.VERDICT_TIMEOUT,
+                    f"no answer within {hard_s:g} s (wall_time_ms + grace); "
+                    "the container was killed",
+                    wall_ms=int(hard_s * 1000),
+                )
+                break
+            if getter is not None:
+                getter.cancel()
+                getter = None
+            for fut in list(pending.values()):
+                fut.cancel()
+            stop.set()
+            if result is None:
+                result = await self._outcome(session, exec_fut, hard_s)
+            else:
+                with _suppress_all():
+                    await asyncio.wait_for(asyncio.shield(exec_fut), 10.0)
+            while not events.empty():
+                yield events.get_nowait()
+        finally:
+            if getter is not None:
+                getter.cancel()
+            reader.cancel()
+            for fut in list(pending.values()):
+                fut.cancel()
+        self.snippets_executed += 1
+        verdict_name = pb.Verdict.Name(result.verdict).removeprefix("VERDICT_")
+        self.metrics.verdicts.inc(verdict=verdict_name)
+        self.metrics.execute_latency.observe(time.perf_counter() - t0)
+        if result.session_lost:
+            await self.end_session(session, f"lost: {verdict_name}")
+        log.info(
+            "snippet done",
+            extra={**log_extra, "verdict": verdict_name, "lost": result.session_lost},
+        )
+        yield pb.ExecuteResponse(result=result)
+
+    async def _outcome(
+        self, session: Session, exec_fut: asyncio.Future[dict[str, Any]], hard_s: float
+    ) -> pb.ExecuteResult:
+        """The ExecuteResult for a finished driver call, or a lost-session verdict."""
+        from executor.sandbox import driver
+
+        try:
+            frame = exec_fut.result()
+            return convert.execute_result(frame)
+        except driver.SandboxRequestError as exc:
+            # The runner refused the execute frame but keeps serving: not the snippet's fault.
+            return pb.ExecuteResult(
+                verdict=pb.VERDICT_INTERNAL,
+                error=pb.ErrorInfo(type="INTERNAL", message=f"the runner refused: {exc}"[:2000]),
+            )
+        except driver.SandboxTimeout:
+            await self._kill(session)
+            return convert.lost_result(
+                pb.VERDICT_TIMEOUT,
+                f"no answer within {hard_s:g} s (wall_time_ms + grace); the container was killed",
+                wall_ms=int(hard_s * 1000),
+            )
+        except (driver.SandboxError, convert.BadFrame) as exc:
+            await self._kill(session)
+            info = await asyncio.to_thread(_inspect_exit, session.sandbox)
+            if info.get("oom_killed"):
+                return convert.lost_result(
+                    pb.VERDICT_MEMORY_LIMIT,
+                    f"the container ran out of memory (limit {session.limits.memory_bytes} bytes) "
+                    "and was killed",
+                )
+            log.warning(
+                "container lost during a snippet",
+                extra={"session_id": session.id, "error": str(exc)[:300]},
+            )
+            return convert.lost_result(
+                pb.VERDICT_SANDBOX_LOST, f"the container died or was killed: {str(exc)[:500]}"
+            )
+        except Exception as exc:
+            log.exception("snippet failed inside the daemon", extra={"session_id": session.id})
+            await self._kill(session)
+            return convert.lost_result(pb.VERDICT_INTERNAL, f"daemon error: {exc}"[:500])
+
+
+class _suppress_all:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def _inspect_exit(sandbox: Any) -> dict[str, Any]:
+    try:
+        info = sandbox.inspect_exit()
+        return info if isinstance(info, dict) else {}
+    except Exception:  # the container may already be removed
+        return {}
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    """True when the runner answered init with an error (bad input), not a dead channel."""
+    from executor.sandbox import driver
+
+    return isinstance(exc, driver.SandboxRequestError)
+
+
+def _workspace_path(path: str) -> str:
+    """A clean path relative to /workspace, or InvalidArgument saying what is wrong."""
+    if not path or len(path) > MAX_PATH_CHARS or "\x00" in path:
+        raise InvalidArgument(f"path must be 1..{MAX_PATH_CHARS} characters without NUL")
+    if path.startswith("/"):
+        raise InvalidArgument(f"path {path[:100]!r} is absolute; give it relative to /workspace")
+    norm = posixpath.normpath(path)
+    if norm == "." or norm.startswith("..") or ".." in path.split("/"):
+        raise InvalidArgument(f"path {path[:100]!r} leaves /workspace; '..' is not allowed")
+    return norm
+
+
+def _init_args(request: pb.OpenSessionRequest, limits: SessionLimits) -> dict[str, Any]:
+    """The init frame's fields, validated (the runner re-checks them)."""
+    if len(request.authorized_imports) > MAX_IMPORTS:
+        raise InvalidArgument(f"at most {MAX_IMPORTS} authorized_imports")
+    if len(request.tools) > MAX_TOOLS:
+        raise InvalidArgument(f"at most {MAX_TOOLS} tools per session")
+    tools = []
+    for t in request.tools:
+        if not t.name.isidentifier() or t.name.startswith("_"):
+            raise InvalidArgument(
+                f"tool name {t.name[:60]!r} must be a Python identifier not starting with '_'"
+            )
+        try:
+            inputs = convert.parse_json_object(t.inputs_json, f"tools[{t.name}].inputs_json")
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        tools.append(
+            {
+                "name": t.name,
+                "description": t.description,
+                "inputs": inputs,
+                "output_type": t.output_type or "any",
+            }
+        )
+    try:
+        variables = convert.parse_json_object(request.variables_json, "variables_json")
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    return {
+        "authorized_imports": list(request.authorized_imports),
+        "tools": tools,
+        "variables": variables,
+        "limits": limits.runner_limits(),
+    }

@@ -1,0 +1,112 @@
+"""Sessions: who owns which container, for how long, doing what.
+
+A session id is `secrets.token_urlsafe(16)` (128 random bits), so ids cannot be
+guessed or enumerated; and a session found under another caller's name is
+reported exactly like a missing one (NOT_FOUND), so ids do not leak across
+callers either. Each session has one lock: the container channel carries one
+request at a time, so a second snippet (or any sandbox call) while one runs is
+refused at once rather than queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from executor.daemon.errors import LimitTooHigh, SessionBusy, SessionNotFound
+from executor.limits import LIMIT_FIELDS, SessionLimits
+
+# Limits the container is created with: a session asking for other values
+# than the pool's cannot take a warm container (they are fixed at creation).
+CONTAINER_LIMIT_FIELDS: tuple[str, ...] = ("memory_bytes", "pids", "workspace_bytes", "cpu_millis")
+
+
+def resolve_limits(
+    requested: Mapping[str, int], defaults: SessionLimits, maxima: SessionLimits
+) -> SessionLimits:
+    """Defaults for zero fields, and LimitTooHigh naming the first field above its maximum."""
+    for name in LIMIT_FIELDS:
+        value = int(requested.get(name, 0) or 0)
+        maximum = getattr(maxima, name)
+        if value > maximum:
+            raise LimitTooHigh(name, value, maximum)
+    return defaults.merged({k: int(v) for k, v in requested.items() if k in LIMIT_FIELDS})
+
+
+def container_limits_differ(a: SessionLimits, b: SessionLimits) -> bool:
+    return any(getattr(a, n) != getattr(b, n) for n in CONTAINER_LIMIT_FIELDS)
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(eq=False)
+class Session:
+    """One open session: a caller, a container (the pool's object) and limits."""
+
+    id: str
+    owner: str
+    sandbox: Any
+    limits: SessionLimits
+    labels: dict[str, str] = field(default_factory=dict)
+    created: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lost: bool = False
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+    def expiry(self, now: float) -> str | None:
+        """Why the session should end now ("lifetime" or "idle"), or None."""
+        if now - self.created >= self.limits.lifetime_s:
+            return "lifetime"
+        # A running snippet is activity, not idleness.
+        if not self.lock.locked() and now - self.last_used >= self.limits.idle_timeout_s:
+            return "idle"
+        return None
+
+    def claim(self) -> asyncio.Lock:
+        """The session's lock, or SessionBusy at once when something already holds it."""
+        if self.lock.locked():
+            raise SessionBusy()
+        return self.lock
+
+
+class SessionRegistry:
+    """Open sessions by id. Owner checks live here, nowhere else."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Session] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def add(self, session: Session) -> None:
+        self._sessions[session.id] = session
+
+    def get(self, session_id: str, caller: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None or session.owner != caller or session.lost:
+            raise SessionNotFound(session_id)
+        return session
+
+    def pop(self, session_id: str) -> Session | None:
+        return self._sessions.pop(session_id, None)
+
+    def all(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    def expired(self, now: float | None = None) -> list[tuple[Session, str]]:
+        now = time.monotonic() if now is None else now
+        out = []
+        for s in self._sessions.values():
+            reason = s.expiry(now)
+            if reason:
+                out.append((s, reason))
+        return out

@@ -1,0 +1,592 @@
+"""`Interpreter`: check, compile and run snippets against one persistent namespace.
+
+One `run` is: decode and size-check the text, parse, apply the policy
+(`policy.py`) through RestrictedPython's compile machinery, compile once to
+bytecode, `exec` it with a prepared globals dict inside a guarded window
+(soft timeout, recursion limit, int->str limit, output capture), then
+describe the outcome in a second, short guarded window (reprs of snippet
+objects run snippet code, so they get limits too). `run` never raises.
+
+Standard library + RestrictedPython only: this module is copied into the
+sandbox image.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
+from types import FunctionType, TracebackType
+from typing import Any
+
+from .errors import (
+    ControlFlow,
+    CpuLimitExceeded,
+    FinalAnswer,
+    InvalidVariableName,
+    PolicyError,
+    PolicyViolation,
+    ResourceLimit,
+    TimeoutInterrupt,
+)
+from .guards import (
+    ControlFlowSafeContext,
+    FinallyGuard,
+    guarded_format,
+    make_attribute_builtins,
+    make_size_guards,
+    make_write_guard,
+    reraise_control,
+)
+from .modules import Importer, ImportRules
+from .policy import (
+    G_FINALLY,
+    G_FORMAT,
+    G_ILSHIFT,
+    G_IPOW,
+    G_LSHIFT,
+    G_POW,
+    G_RERAISE,
+    G_VALUE,
+    G_WITH,
+    G_WRITE,
+    bind_policy,
+)
+from .result import ErrorInfo, Limits, Result, Value, Variable, Verdict
+from .rules import SNIPPET_FILENAME, SNIPPET_MODULE
+from .safe_builtins import build_builtins
+from .summary import describe, describe_by_type, variable
+
+FINAL_ANSWER = "final_answer"
+SUMMARY_TIME_S = 2.0  # most time spent describing value/state after a run, seconds
+PER_ITEM_S = 0.25  # most time one value's repr may take, seconds
+RECURSION_MARGIN = 30  # frames the interpreter itself uses inside the window
+MESSAGE_CHARS = 2000  # longest error message kept
+_NOTHING = object()
+
+# Host-side types whose instances a snippet may change (write guard allowlist).
+_WRITABLE_HOST_TYPES: tuple[type, ...] = ()
+try:
+    import decimal
+
+    # decimal.getcontext().prec = 50 is the documented way to set precision.
+    _WRITABLE_HOST_TYPES = (decimal.Context,)
+except ImportError:  # pragma: no cover - decimal is always present in CPython
+    pass
+
+
+class _Output:
+    """Captured printed output, capped at Limits.output_bytes (UTF-8)."""
+
+    def __init__(self, cap: int, callback: Callable[[str], None] | None) -> None:
+        self.cap = cap
+        self.callback = callback
+        self.parts: list[str] = []
+        self.used = 0
+        self.truncated = False
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if not text:
+            return 0
+        if self.truncated:
+            return len(text)
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if self.used + size > self.cap:
+            room = self.cap - self.used
+            text = text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+            size = room
+            self.truncated = True
+        self.used += size
+        if text:
+            self.parts.append(text)
+            if self.callback is not None:
+                self.callback(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class _StdoutShim:
+    """Stands in for sys.stdout during a run, so host libraries' prints are captured."""
+
+    def __init__(self, output: _Output | None) -> None:
+        self.output = output
+
+    def write(self, text: str) -> int:
+        return self.output.write(text) if self.output else len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+class Interpreter:
+    """A restricted Python interpreter with a persistent namespace.
+
+    `authorized_imports` extends the default safe list (smolagents matching:
+    "numpy", "numpy.*", "*"). `tools` are host callables exposed by name.
+    `variables` seed the namespace. `print_callback(text)` receives printed
+    output as it is produced.
+    """
+
+    def __init__(
+        self,
+        authorized_imports: Iterable[str] = (),
+        tools: Mapping[str, Callable[..., Any]] | None = None,
+        variables: Mapping[str, Any] | None = None,
+        limits: Limits | None = None,
+        print_callback: Callable[[str], None] | None = None,
+        *,
+        unsafe_allow_never_imports: bool = False,
+        capture_sys_stdout: bool = True,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.print_callback = print_callback
+        self.capture_sys_stdout = capture_sys_stdout
+        self.rules = ImportRules(
+            tuple(authorized_imports), unsafe_allow_never_imports=unsafe_allow_never_imports
+        )
+        self._writable_types: set[type] = set(_WRITABLE_HOST_TYPES)
+        self._write = make_write_guard(self._writable_types, self.rules.extra_packages)
+        size = make_size_guards(self.limits.int_bits)
+        self._importer = Importer(self.rules, size)
+        self._output: _Output | None = None
+        self._value: Any = _NOTHING
+
+        tools = dict(tools or {})
+        self._tools = {name: self._wrap_tool(name, fn) for name, fn in tools.items()}
+        self._tools[FINAL_ANSWER] = self._make_final_answer(tools.get(FINAL_ANSWER))
+        self._tool_ids = {id(t) for t in self._tools.values()}
+        self._policy = bind_policy(frozenset(self._tools), self.rules.refusal)
+
+        guards: dict[str, Any] = {
+            **make_attribute_builtins(self._write),
+            "builtin_pow": size["builtin_pow"],
+            G_WRITE: self._write,
+            G_FORMAT: guarded_format,
+            G_POW: size["pow"],
+            G_IPOW: size["ipow"],
+            G_LSHIFT: size["lshift"],
+            G_ILSHIFT: size["ilshift"],
+            G_RERAISE: reraise_control,
+            G_WITH: ControlFlowSafeContext,
+            G_FINALLY: FinallyGuard,
+            G_VALUE: self._set_value,
+        }
+        self._builtins = build_builtins(
+            guards=guards,
+            sink=self._sink,
+            importer=self._importer.import_,
+            writable_types=self._writable_types,
+            tools=self._tools,
+        )
+        self.globals: dict[str, Any] = {"__builtins__": self._builtins, "__name__": SNIPPET_MODULE}
+        if variables:
+            self.set_variables(variables)
+
+    # ------------------------------------------------------------ public API
+
+    def run(self, code: str | bytes) -> Result:
+        """Run one snippet; never raises, always returns a Result."""
+        try:
+            return self._run(code)
+        except BaseException as exc:  # a bug of ours: report it, keep the host alive
+            return Result(
+                verdict=Verdict.INTERNAL,
+                error=ErrorInfo(type(exc).__name__, _clip(_safe_str(exc))),
+            )
+
+    def set_variables(self, variables: Mapping[str, Any]) -> None:
+        """Add or replace variables in the namespace (names are validated)."""
+        for name in variables:
+            self._check_variable_name(name)
+        self.globals.update(variables)
+
+    def state(self) -> list[Variable]:
+        """Summary of the user's variables (same as Result.state)."""
+        return self._summarize(None)
+
+    def get_variables(self, names: Iterable[str]) -> list[Variable]:
+        """Summaries of the named variables that exist (unknown names are skipped)."""
+        wanted = [n for n in names if isinstance(n, str)]
+        return self._summarize(wanted)
+
+    @property
+    def tool_names(self) -> frozenset[str]:
+        return frozenset(self._tools)
+
+    # ------------------------------------------------------------ tools
+
+    @staticmethod
+    def _wrap_tool(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not (isinstance(name, str) and name.isidentifier()) or name.startswith("_"):
+            raise InvalidVariableName(
+                f"Tool name {name!r} must be an identifier that does not start with '_'"
+            )
+        if keyword.iskeyword(name):
+            raise InvalidVariableName(f"Tool name {name!r} is a Python keyword")
+        if not callable(fn):
+            raise InvalidVariableName(f"Tool {name!r} is not callable")
+
+        def tool(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        tool.__name__ = tool.__qualname__ = name
+        doc = getattr(fn, "__doc__", None)
+        tool.__doc__ = doc if isinstance(doc, str) else None
+        return tool
+
+    @staticmethod
+    def _make_final_answer(host: Callable[..., Any] | None) -> Callable[..., Any]:
+        def final_answer(answer: Any) -> Any:
+            """Ends the snippet; `answer` is the agent's final answer."""
+            raise FinalAnswer(host(answer) if host is not None else answer)
+
+        return final_answer
+
+    def _check_variable_name(self, name: Any) -> None:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise InvalidVariableName(f"Variable name {name!r} is not a Python identifier")
+        if name.startswith("_"):
+            raise InvalidVariableName(
+                f"Variable name {name!r} starts with '_': snippets cannot use such names"
+            )
+        if name in self._tools:
+            raise InvalidVariableName(f"Variable name {name!r} is a tool name; choose another")
+
+    # ------------------------------------------------------------ run
+
+    def _run(self, code: str | bytes) -> Result:
+        source_or_result = self._decode(code)
+        if isinstance(source_or_result, Result):
+            return source_or_result
+        source = source_or_result
+        compiled = self._compile(source)
+        if isinstance(compiled, Result):
+            return compiled
+        lines = source.splitlines()
+
+        self._output = _Output(self.limits.output_bytes, self.print_callback)
+        self._value = _NOTHING
+        globals_ = self.globals
+
+        def body() -> None:
+            exec(compiled, globals_)
+
+        with self._environment():
+            _, exc = _call_in_window(body, self.limits.wall_time_s, self._timeout_message())
+        return self._outcome(exc, lines)
+
+    def _timeout_message(self) -> str:
+        return f"the snippet ran longer than the {self.limits.wall_time_s:g}s wall-clock limit"
+
+    def _decode(self, code: str | bytes) -> str | Result:
+        if isinstance(code, bytes | bytearray):
+            if len(code) > self.limits.code_bytes:
+                return _syntax(
+                    f"the snippet is {len(code)} bytes, over the {self.limits.code_bytes}-byte limit"
+                )
+            try:
+                code = bytes(code).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return _syntax(
+                    f"the snippet is not valid UTF-8 text ({exc.reason} at byte {exc.start})"
+                )
+        if not isinstance(code, str):
+            return _syntax(f"the snippet must be text, not {type(code).__name__}")
+        try:
+            size = len(code.encode("utf-8"))
+        except UnicodeEncodeError:
+            return _syntax("the snippet contains lone surrogates: it is not valid UTF-8 text")
+        if size > self.limits.code_bytes:
+            return _syntax(
+                f"the snippet is {size} bytes, over the {self.limits.code_bytes}-byte limit"
+            )
+        if "\x00" in code:
+            line = code.count("\n", 0, code.index("\x00")) + 1
+            return _syntax("the snippet contains a NUL byte: send plain source text", line)
+        if not code.strip():
+            return _syntax("the snippet is empty: send some Python code")
+        return code
+
+    def _compile(self, source: str) -> Any:
+        lines = source.splitlines()
+        try:
+            tree = ast.parse(source, filename=SNIPPET_FILENAME, mode="exec")
+        except SyntaxError as exc:
+            return _syntax(
+                exc.msg or "invalid syntax",
+                exc.lineno,
+                _line(lines, exc.lineno),
+                type(exc).__name__,
+            )
+        except (RecursionError, MemoryError):
+            return _syntax("the snippet is nested too deeply to parse: simplify the expression")
+        except ValueError as exc:
+            return _syntax(str(exc))
+        try:
+            # RestrictedPython's compile_restricted_exec would do these two steps,
+            # but its compile() call inherits `from __future__ import annotations`
+            # from its own module, turning every snippet annotation into a string
+            # (PEP 563). So: its policy protocol, our compile with dont_inherit.
+            self._policy([], [], {}).visit(tree)
+            return compile(tree, SNIPPET_FILENAME, "exec", dont_inherit=True)
+        except PolicyError as exc:
+            return Result(
+                verdict=Verdict.POLICY_DENIED,
+                error=ErrorInfo("PolicyError", exc.message, exc.line, _line(lines, exc.line)),
+            )
+        except SyntaxError as exc:
+            return _syntax(
+                exc.msg or "invalid syntax",
+                exc.lineno,
+                _line(lines, exc.lineno),
+                type(exc).__name__,
+            )
+        except (RecursionError, MemoryError):
+            return _syntax("the snippet is nested too deeply to compile: simplify the expression")
+
+    @contextmanager
+    def _environment(self) -> Any:
+        """Recursion limit, int->str limit and stdout capture for one window."""
+        depth = 0
+        frame: Any = sys._getframe()
+        while frame is not None:
+            depth += 1
+            frame = frame.f_back
+        old_limit = sys.getrecursionlimit()
+        old_digits = sys.get_int_max_str_digits()
+        old_stdout = sys.stdout
+        sys.setrecursionlimit(depth + RECURSION_MARGIN + self.limits.recursion_depth)
+        sys.set_int_max_str_digits(self.limits.int_str_digits)
+        if self.capture_sys_stdout:
+            sys.stdout = _StdoutShim(self._output)  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            if self.capture_sys_stdout:
+                sys.stdout = old_stdout
+            sys.set_int_max_str_digits(old_digits)
+            sys.setrecursionlimit(old_limit)
+
+    # ------------------------------------------------------------ guards bound to this interpreter
+
+    def _sink(self, text: str) -> None:
+        if self._output is not None:
+            self._output.write(text)
+
+    def _set_value(self, value: Any) -> None:
+        self._value = value
+
+    # ------------------------------------------------------------ outcome
+
+    def _outcome(self, exc: BaseException | None, lines: list[str]) -> Result:
+        output = self._output or _Output(0, None)
+        verdict = Verdict.OK
+        error_exc: BaseException | None = None
+        final: Any = _NOTHING
+        if exc is None:
+            pass
+        elif isinstance(exc, FinalAnswer):
+            final = exc.value
+        else:
+            verdict = _verdict_of(exc)
+            error_exc = exc
+        value = self._value
+        self._value = _NOTHING
+
+        with self._environment():
+            describer = _Describer(self.limits)
+            v = describer.value(value) if value is not _NOTHING and value is not None else None
+            f = describer.value(final) if final is not _NOTHING else None
+            e = self._error_info(error_exc, lines, describer) if error_exc is not None else None
+            state = self._state_list(None, describer)
+        if verdict is Verdict.OK and output.truncated:
+            verdict = Verdict.OUTPUT_TRUNCATED
+        return Result(
+            verdict=verdict,
+            stdout=output.text(),
+            value=v,
+            is_final_answer=final is not _NOTHING,
+            final_answer=f,
+            error=e,
+            state=state,
+            truncated=output.truncated,
+        )
+
+    def _summarize(self, names: list[str] | None) -> list[Variable]:
+        self._output = _Output(self.limits.output_bytes, None)
+        with self._environment():
+            return self._state_list(names, _Describer(self.limits))
+
+    def _user_items(self, names: list[str] | None) -> list[tuple[str, Any]]:
+        items: list[tuple[str, Any]] = []
+        source = (
+            self.globals.items()
+            if names is None
+            else ((n, self.globals[n]) for n in names if n in self.globals)
+        )
+        for name, obj in source:
+            if name.startswith("_") or getattr(type(obj), "corral_module_proxy", False):
+                continue
+            if id(obj) in self._tool_ids:
+                continue
+            items.append((name, obj))
+            if len(items) >= self.limits.state_items:
+                break
+        return items
+
+    def _state_list(self, names: list[str] | None, describer: _Describer) -> list[Variable]:
+        return [variable(n, describer.value(o)) for n, o in self._user_items(names)]
+
+    def _error_info(self, exc: BaseException, lines: list[str], describer: _Describer) -> ErrorInfo:
+        info = self._error_info_plain(exc, lines)
+        if isinstance(exc, RecursionError):
+            info.message = (
+                f"maximum recursion depth exceeded (limit: {self.limits.recursion_depth} nested "
+                "calls): use a loop or reduce the nesting"
+            )
+        elif type(exc) is ValueError and _INT_STR_MARK in _safe_str(exc):
+            info.message = (
+                f"integer too large to convert to or from a string (over "
+                f"{self.limits.int_str_digits} digits): keep it as an int or use math on it"
+            )
+        elif not isinstance(exc, ControlFlow):
+            message = describer.call(lambda: _clip(_safe_str(exc)))
+            info.message = message if isinstance(message, str) else ""
+        return info
+
+    def _error_info_plain(self, exc: BaseException, lines: list[str]) -> ErrorInfo:
+        """Type, line and (for our own exceptions) message, without running snippet code."""
+        line = _snippet_line(exc.__traceback__)
+        message = str(exc) if isinstance(exc, ControlFlow) else ""
+        return ErrorInfo(_public_type(exc), message, line, _line(lines, line))
+
+
+class _Describer:
+    """Describes values for the host, each snippet-code-running repr in its own window.
+
+    Scalars, strings, functions, classes and module proxies are described
+    without running snippet code. Anything else (containers may hold snippet
+    objects) gets a window of at most PER_ITEM_S, all of them together at most
+    SUMMARY_TIME_S; past that budget, or on any failure, the type name is used.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.budget = min(SUMMARY_TIME_S, max(limits.wall_time_s, 0.1))
+        self.deadline = time.monotonic() + self.budget
+
+    def value(self, obj: Any) -> Value:
+        if _host_safe(obj):
+            return describe(obj, self.limits)
+        result = self.call(lambda: describe(obj, self.limits))
+        return result if isinstance(result, Value) else describe_by_type(obj)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            return None
+        result, exc = _call_in_window(
+            fn, min(left, PER_ITEM_S), "describing the snippet's values took too long"
+        )
+        return None if exc is not None else result
+
+
+_HOST_SAFE_TYPES = frozenset({int, float, complex, bool, str, bytes, type(None), FunctionType})
+
+
+def _host_safe(obj: Any) -> bool:
+    """True when describing obj runs no snippet code (its repr is CPython's own)."""
+    kind = type(obj)
+    return (
+        kind in _HOST_SAFE_TYPES
+        or isinstance(obj, type)
+        or getattr(kind, "corral_module_proxy", False) is True
+    )
+
+
+def _call_in_window(
+    fn: Callable[[], Any], seconds: float, message: str
+) -> tuple[Any, BaseException | None]:
+    from .timeouts import call_with_timeout
+
+    return call_with_timeout(fn, seconds, message)
+
+
+def _verdict_of(exc: BaseException) -> Verdict:
+    if isinstance(exc, TimeoutInterrupt):
+        return Verdict.TIMEOUT
+    if isinstance(exc, CpuLimitExceeded):
+        return Verdict.CPU_LIMIT
+    if isinstance(exc, PolicyViolation):
+        return Verdict.POLICY_DENIED
+    if isinstance(exc, ResourceLimit | MemoryError):
+        return Verdict.MEMORY_LIMIT
+    if type(exc) is ValueError and _INT_STR_MARK in _safe_str(exc):
+        return Verdict.MEMORY_LIMIT
+    return Verdict.ERROR
+
+
+_INT_STR_MARK = "integer string conversion"
+
+_PUBLIC_NAMES: dict[type[BaseException], str] = {
+    TimeoutInterrupt: "TimeoutError",
+    CpuLimitExceeded: "CpuLimitExceeded",
+    PolicyViolation: "PolicyViolation",
+    ResourceLimit: "MemoryLimitExceeded",
+}
+
+
+def _public_type(exc: BaseException) -> str:
+    name = _PUBLIC_NAMES.get(type(exc))
+    if name:
+        return name
+    name = type(exc).__name__
+    return name if isinstance(name, str) else "Exception"
+
+
+def _snippet_line(tb: TracebackType | None) -> int | None:
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == SNIPPET_FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _line(lines: list[str], number: int | None) -> str | None:
+    if number is None or not 1 <= number <= len(lines):
+        return None
+    return lines[number - 1].strip()[:MESSAGE_CHARS]
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except ControlFlow:
+        raise
+    except BaseException:
+        return f"<{type(exc).__name__} (str failed)>"
+    return text if type(text) is str else ""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MESSAGE_CHARS else text[:MESSAGE_CHARS] + "..."
+
+
+def _syntax(
+    message: str, line: int | None = None, source_line: str | None = None, kind: str = "SyntaxError"
+) -> Result:
+    return Result(verdict=Verdict.SYNTAX_ERROR, error=ErrorInfo(kind, message, line, source_line))

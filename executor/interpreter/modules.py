@@ -1,0 +1,264 @@
+"""Imports: which modules a snippet may import, and the proxies it gets instead.
+
+A snippet never holds a real module object. `import x` goes through
+`Importer.import_`, the `__import__` of the snippet's builtins, which checks
+the authorization rules and returns a `ModuleProxy`. A proxy resolves each
+public attribute once (checking the "_" rule, the introspection names, the
+per-module denylist, and that module-valued attributes are themselves
+authorized), then caches it in its instance dict, so `math.sqrt` in a hot loop
+is a plain attribute read. Proxies refuse attribute writes and deletes.
+
+Authorization follows smolagents' matching: an entry "numpy" authorizes
+exactly `numpy`, "numpy.*" authorizes numpy and its submodules, "*" anything
+(except the never-list, which always wins).
+
+Standard library only: this module is copied into the sandbox image.
+"""
+
+from __future__ import annotations
+
+import importlib
+import operator
+import sys
+import time
+from collections.abc import Callable, Iterable
+from types import CodeType, FunctionType, MethodType, ModuleType
+from typing import Any
+
+from .errors import PolicyViolation, UnsafeImportError
+from .guards import SafeFormatter, check_attribute_name
+from .policy import attribute_refusal
+from .rules import DEFAULT_IMPORTS, MODULE_DENYLIST, NEVER_IMPORTS
+
+# Objects a module may never hand out: constructors of code and function
+# objects (a function built from a code object runs unchecked bytecode).
+NEVER_VALUES: tuple[type, ...] = (CodeType, FunctionType, MethodType, type(sys._getframe()))
+
+SLEEP_SLICE_S = 0.05  # time.sleep granularity, so the watchdog timeout can interrupt it
+
+
+def is_never(module: str) -> bool:
+    """True when `module` or one of its parents is on the never-list, or is private."""
+    parts = module.split(".")
+    return any(".".join(parts[: i + 1]) in NEVER_IMPORTS for i in range(len(parts))) or any(
+        p.startswith("_") for p in parts
+    )
+
+
+class ImportRules:
+    """The authorization rule of one interpreter (defaults + the session's extras)."""
+
+    def __init__(self, authorized: Iterable[str], *, unsafe_allow_never_imports: bool = False):
+        self.entries = tuple(dict.fromkeys((*DEFAULT_IMPORTS, *authorized)))
+        self.unsafe = unsafe_allow_never_imports
+        if not self.unsafe:
+            for entry in self.entries:
+                base = entry[:-2] if entry.endswith(".*") else entry
+                if entry != "*" and is_never(base):
+                    raise UnsafeImportError(
+                        f"'{entry}' is on the never-import list (it reaches the process, files, "
+                        "network or code objects); pass unsafe_allow_never_imports=True only if "
+                        "the sandbox around this interpreter is trusted to contain it"
+                    )
+        self.exact = frozenset(e for e in self.entries if not e.endswith("*"))
+        self.prefixes = tuple(e[:-2] for e in self.entries if e.endswith(".*"))
+        self.everything = "*" in self.entries
+        # Third-party packages the session authorized explicitly: instances of
+        # their types may have attributes set (df.columns = [...]).
+        self.extra_packages = frozenset(
+            e.split(".")[0]
+            for e in authorized
+            if e != "*" and e.split(".")[0] not in sys.stdlib_module_names
+        )
+
+    def refusal(self, module: str) -> str | None:
+        """Why `module` may not be imported, or None."""
+        if not module:
+            return "An empty module name cannot be imported"
+        if not self.unsafe and is_never(module):
+            return (
+                f"Import of '{module}' is not allowed: it is on the never-import list "
+                "(process, files, network or code objects)"
+            )
+        if self.everything or module in self.exact:
+            return None
+        for prefix in self.prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                return None
+        return (
+            f"Import of '{module}' is not allowed: authorized modules are "
+            f"{', '.join(sorted(self.entries))}"
+        )
+
+
+class Importer:
+    """`__import__` for snippets, and the factory of module proxies."""
+
+    def __init__(self, rules: ImportRules, size_guards: dict[str, Any]) -> None:
+        self.rules = rules
+        self.size_guards = size_guards  # operator.pow & co. (see guards.make_size_guards)
+        self.proxies: dict[str, Any] = {}
+
+    def import_(
+        self,
+        name: str,
+        globals: Any = None,
+        locals: Any = None,
+        fromlist: Any = (),
+        level: int = 0,
+    ) -> Any:
+        """The snippet's `__import__`: checked, returns proxies."""
+        if level:
+            raise PolicyViolation("Relative imports are not allowed: import by absolute name")
+        if type(name) is not str:
+            raise TypeError("module name must be a string")
+        refusal = self.rules.refusal(name)
+        if refusal:
+            raise PolicyViolation(refusal)
+        module = importlib.import_module(name)
+        if fromlist:
+            return self.proxy(module)
+        top = name.split(".")[0]
+        return self.proxy(sys.modules[top])
+
+    def proxy(self, module: ModuleType) -> Any:
+        """The (one, cached) proxy of a real module."""
+        proxy = self.proxies.get(module.__name__)
+        if proxy is None:
+            proxy = make_proxy(module, self)
+            self.proxies[module.__name__] = proxy
+        return proxy
+
+    def resolve(self, module: ModuleType, name: str) -> Any:
+        """One checked attribute of a module (called once per name per proxy)."""
+        modname = module.__name__
+        refusal = attribute_refusal(name, reading=False)
+        if refusal:
+            raise PolicyViolation(refusal)
+        if name in MODULE_DENYLIST.get(modname, ()):
+            raise PolicyViolation(
+                f"'{modname}.{name}' is not available in snippets (it evaluates strings "
+                "or plants code the interpreter would later run)"
+            )
+        override = OVERRIDES.get((modname, name))
+        if override is not None:
+            return override(self)
+        try:
+            value = getattr(module, name)
+        except AttributeError:
+            # `from pkg import sub` falls back to sys.modules["pkg.sub"]; answer it here
+            # so that fallback never sees a real module.
+            value = sys.modules.get(f"{modname}.{name}")
+            if value is None:
+                raise AttributeError(f"module '{modname}' has no attribute '{name}'") from None
+        if isinstance(value, ModuleType):
+            full = value.__name__
+            refusal = self.rules.refusal(full)
+            if refusal:
+                raise PolicyViolation(
+                    f"'{modname}.{name}' is the module '{full}', which is not authorized: {refusal}"
+                )
+            return self.proxy(value)
+        if isinstance(value, type) and issubclass(value, type):
+            raise PolicyViolation(
+                f"'{modname}.{name}' is a metaclass; metaclasses are not available in snippets"
+            )
+        if isinstance(value, type) and value in NEVER_VALUES:
+            raise PolicyViolation(f"'{modname}.{name}' constructs code or function objects")
+        return value
+
+
+def make_proxy(module: ModuleType, importer: Importer) -> Any:
+    """Build the proxy class and instance for one module."""
+    modname = module.__name__
+
+    class ModuleProxy:
+        """A module as snippets see it: checked, cached, read-only attributes."""
+
+        corral_module_proxy = True
+
+        def __getattr__(self, name: str) -> Any:
+            value = importer.resolve(module, name)
+            self.__dict__[name] = value
+            return value
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            raise PolicyViolation(f"Cannot set attributes of the module '{modname}'")
+
+        def __delattr__(self, name: str) -> None:
+            raise PolicyViolation(f"Cannot delete attributes of the module '{modname}'")
+
+        def __repr__(self) -> str:
+            return f"<module '{modname}'>"
+
+        def __dir__(self) -> list[str]:
+            return sorted(n for n in dir(module) if not n.startswith("_"))
+
+    ModuleProxy.__name__ = ModuleProxy.__qualname__ = "module"
+    ModuleProxy.__module__ = "builtins"
+    proxy = ModuleProxy()
+    proxy.__dict__["__name__"] = modname
+    proxy.__dict__["__doc__"] = module.__doc__
+    return proxy
+
+
+# ------------------------------------------------------------------ overrides
+# Attributes replaced by safe versions: (module, name) -> factory(importer).
+
+
+def _sliced_sleep(seconds: float) -> None:
+    """time.sleep in short slices, so a timeout can interrupt it in watchdog mode."""
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    end = time.monotonic() + seconds
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, SLEEP_SLICE_S))
+
+
+_sliced_sleep.__name__ = "sleep"
+
+
+def _checked_names(names: tuple[Any, ...]) -> None:
+    for name in names:
+        for part in check_attribute_name(name, reading=True).split("."):
+            check_attribute_name(part, reading=True)
+            if part in ("format", "format_map"):
+                raise PolicyViolation(
+                    "operator getters cannot fetch 'format'/'format_map': call it directly"
+                )
+
+
+def _attrgetter(*names: Any) -> Any:
+    _checked_names(names)
+    return operator.attrgetter(*names)
+
+
+def _methodcaller(name: Any, /, *args: Any, **kwargs: Any) -> Any:
+    _checked_names((name,))
+    return operator.methodcaller(name, *args, **kwargs)
+
+
+_attrgetter.__name__ = "attrgetter"
+_methodcaller.__name__ = "methodcaller"
+
+
+def _size_guard(kind: str) -> Callable[[Importer], Any]:
+    def factory(importer: Importer) -> Any:
+        return importer.size_guards[kind]
+
+    return factory
+
+
+OVERRIDES: dict[tuple[str, str], Callable[[Importer], Any]] = {
+    ("time", "sleep"): lambda imp: _sliced_sleep,
+    ("string", "Formatter"): lambda imp: SafeFormatter,
+    ("operator", "attrgetter"): lambda imp: _attrgetter,
+    ("operator", "methodcaller"): lambda imp: _methodcaller,
+    ("operator", "pow"): _size_guard("pow"),
+    ("operator", "ipow"): _size_guard("ipow"),
+    ("operator", "lshift"): _size_guard("lshift"),
+    ("operator", "ilshift"): _size_guard("ilshift"),
+}

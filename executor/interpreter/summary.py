@@ -1,0 +1,201 @@
+"""Describing snippet values for the host: bounded reprs and JSON.
+
+Everything here runs inside a guarded window (timeout, recursion limit) because
+a repr of a snippet object runs snippet code. Exact builtin types are walked by
+our own bounded walker, never by their (possibly huge) reprs, and become JSON
+only when they are exactly int/float/str/bool/None/list/tuple/dict-with-str-keys
+and small. Other objects get `repr()` truncated, or a type-name description
+when that fails.
+
+Standard library only: this module is copied into the sandbox image.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .errors import ControlFlow
+from .result import Limits, Value, Variable
+
+_SCALARS = (int, float, complex, bool, type(None))
+_MAX_DEPTH = 20
+
+
+def type_name(obj: Any) -> str:
+    name = type(obj).__name__
+    return name if isinstance(name, str) else "object"
+
+
+class _Budget(Exception):
+    """The repr reached its length budget."""
+
+
+_EMPTY: dict[type, str] = {list: "[]", tuple: "()", set: "set()", frozenset: "frozenset()"}
+_CYCLE: dict[type, str] = {list: "[...]", dict: "{...}"}
+_BRACKETS: dict[type, tuple[str, str]] = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    set: ("{", "}"),
+    frozenset: ("frozenset({", "})"),
+}
+
+
+def bounded_repr(obj: Any, limit: int) -> str:
+    """repr(obj), at most `limit` characters (plus '...'); never builds huge strings."""
+    out: list[str] = []
+    left = [limit]
+
+    def emit(text: str) -> None:
+        if len(text) >= left[0]:
+            out.append(text[: left[0]])
+            left[0] = 0
+            raise _Budget
+        out.append(text)
+        left[0] -= len(text)
+
+    seen: set[int] = set()
+
+    def walk(x: Any, depth: int) -> None:
+        kind = type(x)
+        if kind in _SCALARS:
+            if kind is int and x.bit_length() > 40_000:
+                emit(f"<int with {x.bit_length()} bits>")
+            else:
+                try:
+                    emit(repr(x))
+                except ValueError:  # int too large for the int->str limit
+                    emit(f"<int with {x.bit_length()} bits>")
+            return
+        if kind is str or kind is bytes or kind is bytearray:
+            cut = x[: left[0] + 2]
+            text = repr(cut)
+            if len(cut) < len(x) and kind is not bytearray:
+                text = text[:-1]  # drop the closing quote of a cut string
+            emit(text)
+            return
+        if kind in (list, tuple, set, frozenset, dict):
+            if depth > _MAX_DEPTH:
+                emit("...")
+                return
+            if id(x) in seen:
+                emit(_CYCLE.get(kind, "(...)"))
+                return
+            seen.add(id(x))
+            try:
+                if kind is dict:
+                    emit("{")
+                    for i, (k, v) in enumerate(x.items()):
+                        if i:
+                            emit(", ")
+                        walk(k, depth + 1)
+                        emit(": ")
+                        walk(v, depth + 1)
+                    emit("}")
+                    return
+                if not x:
+                    emit(_EMPTY[kind])
+                    return
+                opening, closing = _BRACKETS[kind]
+                emit(opening)
+                for i, item in enumerate(x):
+                    if i:
+                        emit(", ")
+                    walk(item, depth + 1)
+                if kind is tuple and len(x) == 1:
+                    emit(",")
+                emit(closing)
+            finally:
+                seen.discard(id(x))
+            return
+        emit(other_repr(x, left[0] + 1))
+
+    try:
+        walk(obj, 0)
+    except _Budget:
+        return "".join(out) + "..."
+    return "".join(out)
+
+
+def other_repr(obj: Any, limit: int) -> str:
+    """repr of a non-builtin object: runs its __repr__ (inside the window), errors described."""
+    try:
+        text = repr(obj)
+    except ControlFlow:
+        raise
+    except BaseException as exc:  # a snippet __repr__ may raise anything
+        return f"<{type_name(obj)} object (repr failed: {type_name(exc)})>"
+    if type(text) is not str:
+        return f"<{type_name(obj)} object>"
+    return text[:limit]
+
+
+def to_json(obj: Any, max_bytes: int) -> tuple[bool, Any]:
+    """(True, value) when obj is exactly JSON-shaped and its JSON is under max_bytes."""
+    size = [0]
+
+    def add(n: int) -> None:
+        size[0] += n
+        if size[0] > max_bytes:
+            raise _Budget
+
+    def conv(x: Any, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise _Budget
+        kind = type(x)
+        if x is None or kind is bool:
+            add(5)
+            return x
+        if kind is int:
+            if x.bit_length() > 64 * 8:
+                raise _Budget
+            add(len(str(x)))
+            return x
+        if kind is float:
+            if not math.isfinite(x):
+                raise _Budget
+            add(24)
+            return x
+        if kind is str:
+            add(len(x) + 2)
+            return x
+        if kind is list or kind is tuple:
+            add(2)
+            return [conv(v, depth + 1) for v in x]
+        if kind is dict:
+            add(2)
+            res = {}
+            for k, v in x.items():
+                if type(k) is not str:
+                    raise _Budget
+                add(len(k) + 4)
+                res[k] = conv(v, depth + 1)
+            return res
+        raise _Budget
+
+    try:
+        return True, conv(obj, 0)
+    except (_Budget, RecursionError):
+        return False, None
+
+
+def describe(obj: Any, limits: Limits) -> Value:
+    """A `Value` for a snippet object (call inside the guarded window)."""
+    has_json, data = to_json(obj, limits.json_bytes)
+    return Value(
+        type=type_name(obj),
+        repr=bounded_repr(obj, limits.repr_chars),
+        json=data,
+        has_json=has_json,
+    )
+
+
+def describe_by_type(obj: Any) -> Value:
+    """Fallback when the window ran out: no snippet code runs."""
+    return Value(type=type_name(obj), repr=f"<{type_name(obj)} object>")
+
+
+def variable(name: str, value: Value) -> Variable:
+    return Variable(
+        name=name, type=value.type, repr=value.repr, json=value.json, has_json=value.has_json
+    )

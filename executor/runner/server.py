@@ -1,0 +1,355 @@
+"""The runner's request loop: one frame in, its answer out, until stdin ends.
+
+Every request frame is checked (type, required fields and their types)
+before it is acted on; anything malformed or unexpected is answered with an
+`error` frame and the loop goes on (never a crash loop). End of stdin means
+the daemon is gone, and the runner exits at once with `os._exit`, skipping
+interpreter teardown so a wedged snippet thread cannot keep it alive.
+
+Standard library only (plus the interpreter): this module runs inside the
+sandbox image.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from executor.interpreter.result import Limits, Result, Variable, Verdict
+from executor.runner import rlimits
+from executor.runner.channel import Channel, ChannelClosed, FrameError, FrameTooLarge
+from executor.runner.output import OutputStream
+from executor.runner.tools import ToolBroker, make_stub
+from executor.runner.workspace import Workspace, WorkspaceError
+
+LIMIT_KEYS = (
+    "wall_time_ms",
+    "cpu_time_ms",
+    "output_bytes",
+    "code_bytes",
+    "memory_bytes",
+    "tool_timeout_ms",
+)
+DEFAULT_LIMITS: dict[str, int] = {
+    "wall_time_ms": 10_000,
+    "cpu_time_ms": 10_000,
+    "output_bytes": 1 << 20,
+    "code_bytes": 256 << 10,
+    "memory_bytes": 512 << 20,
+    "tool_timeout_ms": 30_000,
+}
+MAX_IMPORTS = 256
+MAX_TOOLS = 256
+
+
+class Executor(Protocol):
+    """What the loop needs from the interpreter (or from raw mode)."""
+
+    def run(self, code: str) -> Result: ...
+    def set_variables(self, variables: dict[str, Any]) -> None: ...
+    def state(self) -> list[Variable]: ...
+    def get_variables(self, names: list[str]) -> list[Variable]: ...
+
+
+class BadRequest(Exception):
+    """A request frame is missing a field or has one of the wrong type."""
+
+
+def _field(frame: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = frame.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise BadRequest(f"{frame.get('type')} frame needs field {key!r} of type {names}")
+    return value
+
+
+def _limits(raw: Any, base: dict[str, int], *, only_lower: bool) -> dict[str, int]:
+    """Merge a limits object over `base`; per-snippet overrides may only lower."""
+    if raw is None:
+        return dict(base)
+    if not isinstance(raw, dict):
+        raise BadRequest("limits must be an object")
+    out = dict(base)
+    for key, value in raw.items():
+        if key not in LIMIT_KEYS:
+            continue  # unknown keys are ignored: the daemon may know more limits than we do
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise BadRequest(f"limit {key!r} must be a non-negative integer")
+        if value == 0:
+            continue  # 0 means "default"
+        out[key] = min(value, base[key]) if only_lower else value
+    return out
+
+
+class Runner:
+    def __init__(self, channel: Channel, *, raw: bool, workspace: str) -> None:
+        self.channel = channel
+        self.raw = raw
+        self.workspace = Workspace(workspace)
+        self.broker = ToolBroker(channel)
+        self.executor: Executor | None = None
+        self.limits: dict[str, int] = dict(DEFAULT_LIMITS)
+        self.cpu_armed = False
+        self.stream: OutputStream | None = None  # output of the snippet now running
+        self._cpu_exc: Callable[[], BaseException] = _cpu_exception_factory()
+        rlimits.install_sigxcpu_handler(self._on_sigxcpu)
+
+    def _on_sigxcpu(self) -> BaseException | None:
+        return self._cpu_exc() if self.cpu_armed else None
+
+    # -- loop -------------------------------------------------------------
+
+    def serve(self) -> None:
+        self.channel.send(
+            {
+                "type": "ready",
+                "pid": os.getpid(),
+                "python": sys.version.split()[0],
+                "interpreter": not self.raw,
+            }
+        )
+        while True:
+            try:
+                frame = self.channel.recv()
+            except ChannelClosed:
+                return
+            except FrameTooLarge as exc:
+                self._error(None, f"oversized frame skipped: {exc}")
+                continue
+            except FrameError as exc:
+                self._error(None, f"malformed frame: {exc}")
+                continue
+            if frame.get("type") == "shutdown":
+                return
+            self.handle(frame)
+            if self.broker.exit_requested:
+                return
+
+    def handle(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        rid = frame.get("id")
+        if not isinstance(rid, str):
+            self._error(None, f"{kind} frame needs a string 'id'")
+            return
+        if kind == "tool_result" and frame.get("call_id") in self.broker.abandoned:
+            self.broker.abandoned.discard(frame["call_id"])
+            return  # the late answer to a tool call that already timed out
+        handler = self.HANDLERS.get(kind)
+        if handler is None:
+            self._error(rid, f"unknown or unexpected frame type {kind!r}")
+            return
+        try:
+            handler(self, rid, frame)
+        except BadRequest as exc:
+            self._error(rid, str(exc))
+        except WorkspaceError as exc:
+            self._error(rid, str(exc))
+        except (ValueError, TypeError) as exc:
+            self._error(rid, f"{kind} failed: {exc}")
+        except Exception as exc:
+            traceback.print_exc(file=sys.__stderr__)
+            self._error(rid, f"internal error in {kind}: {type(exc).__name__}: {exc}")
+
+    def _error(self, rid: str | None, message: str) -> None:
+        frame: dict[str, Any] = {"type": "error", "message": message[:4096]}
+        if rid is not None:
+            frame["id"] = rid
+        self.channel.send(frame)
+
+    # -- handlers ---------------------------------------------------------
+
+    def on_init(self, rid: str, frame: dict[str, Any]) -> None:
+        if self.executor is not None:
+            raise BadRequest("init was already received: a runner serves one session")
+        imports = frame.get("authorized_imports") or []
+        if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
+            raise BadRequest("authorized_imports must be a list of strings")
+        if len(imports) > MAX_IMPORTS:
+            raise BadRequest(f"at most {MAX_IMPORTS} authorized imports")
+        decls = frame.get("tools") or []
+        if not isinstance(decls, list) or len(decls) > MAX_TOOLS:
+            raise BadRequest(f"tools must be a list of at most {MAX_TOOLS} declarations")
+        variables = frame.get("variables") or {}
+        if not isinstance(variables, dict):
+            raise BadRequest("variables must be an object")
+        limits = _limits(frame.get("limits"), DEFAULT_LIMITS, only_lower=False)
+        tools = {}
+        for decl in decls:
+            if not isinstance(decl, dict):
+                raise BadRequest("each tool declaration must be an object")
+            stub = make_stub(self.broker, decl)
+            tools[stub.__name__] = stub
+        self.executor = self._make_executor(imports, tools, variables, limits)
+        self.limits = limits
+        rlimits.apply_rlimits(limits)
+        self.channel.send({"type": "ack", "id": rid})
+
+    def _make_executor(
+        self,
+        imports: list[str],
+        tools: dict[str, Callable[..., Any]],
+        variables: dict[str, Any],
+        limits: dict[str, int],
+    ) -> Executor:
+        ilimits = _interp_limits(limits)
+        if self.raw:
+            from executor.runner.raw import RawExecutor
+
+            return RawExecutor(
+                tools=tools, variables=variables, limits=ilimits, print_callback=self._print
+            )
+        from executor.interpreter import Interpreter
+
+        return Interpreter(  # type: ignore[no-any-return]
+            authorized_imports=tuple(imports),
+            tools=tools,
+            variables=variables,
+            limits=ilimits,
+            print_callback=self._print,
+        )
+
+    def _print(self, text: str) -> None:
+        """The executor's print callback: forwards to the running snippet's stream."""
+        stream = self.stream
+        if stream is not None:
+            stream.write(text)
+
+    def _require_executor(self) -> Executor:
+        if self.executor is None:
+            raise BadRequest("send init before this request")
+        return self.executor
+
+    def on_execute(self, rid: str, frame: dict[str, Any]) -> None:
+        executor = self._require_executor()
+        code = _field(frame, "code", str)
+        limits = _limits(frame.get("limits"), self.limits, only_lower=True)
+        stream = OutputStream(self.channel, rid, limits["output_bytes"])
+        _set_limits(executor, _interp_limits(limits))
+        self.stream = stream
+        self.broker.request_id = rid
+        self.broker.timeout_s = limits["tool_timeout_ms"] / 1000.0
+        self.broker.before_call = stream.flush
+        start_wall = time.monotonic()
+        start_cpu = _cpu_seconds()
+        result: Result | None = None
+        try:
+            try:
+                with rlimits.cpu_budget(limits["cpu_time_ms"]):
+                    self.cpu_armed = True
+                    try:
+                        result = executor.run(code)
+                    finally:
+                        self.cpu_armed = False
+            except _cpu_exception_types() as exc:
+                # SIGXCPU landed just outside run(): still the snippet's doing.
+                if result is None:
+                    result = Result(Verdict.CPU_LIMIT, state=executor.state())
+                del exc
+        except Exception as exc:
+            traceback.print_exc(file=sys.__stderr__)
+            result = Result(Verdict.INTERNAL)
+            result.stdout = f"runner error: {type(exc).__name__}: {exc}"[:4096]
+        finally:
+            self.broker.request_id = None
+            self.stream = None
+            stream.close()
+        usage = {
+            "wall_ms": int((time.monotonic() - start_wall) * 1000),
+            "cpu_ms": int((_cpu_seconds() - start_cpu) * 1000),
+            "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "output_bytes": stream.produced_bytes,
+        }
+        self._send_result(rid, result, usage)
+
+    def _send_result(self, rid: str, result: Result, usage: dict[str, int]) -> None:
+        body = {"type": "result", "id": rid, **result.to_dict(), "usage": usage}
+        try:
+            self.channel.send(body)
+            return
+        except FrameTooLarge:
+            pass
+        except (TypeError, ValueError):
+            pass  # not JSON-safe: a bug in a layer below; report what is safe
+        body["state"] = []
+        body["value"] = None
+        body["final_answer"] = None
+        self.channel.send(body | {"stdout": str(body.get("stdout", ""))[: 1 << 20]})
+
+    def on_set_vars(self, rid: str, frame: dict[str, Any]) -> None:
+        executor = self._require_executor()
+        executor.set_variables(_field(frame, "variables", dict))
+        self.channel.send({"type": "ack", "id": rid})
+
+    def on_get_vars(self, rid: str, frame: dict[str, Any]) -> None:
+        executor = self._require_executor()
+        names = frame.get("names") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BadRequest("names must be a list of strings")
+        state = executor.get_variables(names) if names else executor.state()
+        self.channel.send({"type": "vars", "id": rid, "state": [asdict(v) for v in state]})
+
+    def on_write_file(self, rid: str, frame: dict[str, Any]) -> None:
+        path = _field(frame, "path", str)
+        try:
+            data = base64.b64decode(_field(frame, "data_b64", str), validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("data_b64 is not valid base64") from None
+        self.workspace.write(path, data)
+        self.channel.send({"type": "ack", "id": rid})
+
+    def on_read_file(self, rid: str, frame: dict[str, Any]) -> None:
+        data = self.workspace.read(_field(frame, "path", str))
+        self.channel.send(
+            {"type": "file", "id": rid, "data_b64": base64.b64encode(data).decode("ascii")}
+        )
+
+    def on_ping(self, rid: str, frame: dict[str, Any]) -> None:
+        self.channel.send({"type": "pong", "id": rid})
+
+    HANDLERS: dict[str, Callable[[Runner, str, dict[str, Any]], None]] = {
+        "init": on_init,
+        "execute": on_execute,
+        "set_vars": on_set_vars,
+        "get_vars": on_get_vars,
+        "write_file": on_write_file,
+        "read_file": on_read_file,
+        "ping": on_ping,
+    }
+
+
+def _interp_limits(limits: dict[str, int]) -> Limits:
+    return Limits(
+        wall_time_s=limits["wall_time_ms"] / 1000.0,
+        output_bytes=limits["output_bytes"],
+        code_bytes=limits["code_bytes"],
+    )
+
+
+def _set_limits(executor: Executor, limits: Limits) -> None:
+    """Give the executor this snippet's limits (per-snippet overrides only lower them)."""
+    if hasattr(executor, "limits"):
+        executor.limits = limits
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _cpu_exception_types() -> tuple[type[BaseException], ...]:
+    from executor.runner.raw import _cpu_exception_types as types
+
+    return types()
+
+
+def _cpu_exception_factory() -> Callable[[], BaseException]:
+    return _cpu_exception_types()[0]

@@ -1,0 +1,108 @@
+"""File transfer into and out of the session's workspace, confined to it.
+
+Paths in `write_file`/`read_file` frames are relative to the workspace
+(`/workspace` in the container, a tmpfs). Refused: absolute paths, `..`
+components, NUL bytes, empty paths, and any path whose resolved location is
+outside the workspace (a symlink planted by a raw snippet, for instance). The
+final component is opened with O_NOFOLLOW, so a symlink swapped in between
+the check and the open is refused too. Sizes are capped so that the file,
+base64-encoded, fits in one frame.
+
+Standard library only: this module runs inside the sandbox image.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from executor.runner.frames import DEFAULT_MAX_FRAME
+
+# base64 grows data by 4/3; keep room for the frame's other fields.
+MAX_FILE_BYTES = (DEFAULT_MAX_FRAME - 4096) // 4 * 3
+
+
+class WorkspaceError(Exception):
+    """A file operation was refused or failed; the message says why."""
+
+
+class Workspace:
+    def __init__(self, root: str, max_file_bytes: int = MAX_FILE_BYTES) -> None:
+        self.root = os.path.realpath(root)
+        self.max_file_bytes = max_file_bytes
+
+    def resolve(self, path: object) -> str:
+        """Absolute location of a workspace-relative path, or WorkspaceError."""
+        if not isinstance(path, str) or not path:
+            raise WorkspaceError("path must be a non-empty string relative to the workspace")
+        if "\x00" in path:
+            raise WorkspaceError("path must not contain NUL bytes")
+        if path.startswith("/") or os.path.isabs(path):
+            raise WorkspaceError(
+                f"path {path!r} is absolute: give it relative to the workspace, e.g. 'data.csv'"
+            )
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if not parts:
+            raise WorkspaceError(f"path {path!r} names the workspace itself, not a file")
+        if ".." in parts:
+            raise WorkspaceError(f"path {path!r} contains '..': paths must stay in the workspace")
+        full = os.path.join(self.root, *parts)
+        parent = os.path.realpath(os.path.dirname(full))
+        if parent != self.root and not parent.startswith(self.root + os.sep):
+            raise WorkspaceError(f"path {path!r} leads outside the workspace (through a symlink)")
+        return os.path.join(parent, parts[-1])
+
+    def write(self, path: object, data: bytes) -> None:
+        if len(data) > self.max_file_bytes:
+            raise WorkspaceError(
+                f"file of {len(data)} bytes exceeds the {self.max_file_bytes}-byte maximum"
+            )
+        target = self.resolve(path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        # Re-check after creating directories: a racing symlink must not redirect us.
+        target = self.resolve(path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(target, flags, 0o644)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot write {path!r}: {exc.strerror}") from None
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        except OSError as exc:
+            raise WorkspaceError(f"cannot write {path!r}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+
+    def read(self, path: object) -> bytes:
+        target = self.resolve(path)
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot read {path!r}: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise WorkspaceError(f"cannot read {path!r}: not a regular file")
+            if st.st_size > self.max_file_bytes:
+                raise WorkspaceError(
+                    f"file {path!r} of {st.st_size} bytes exceeds the "
+                    f"{self.max_file_bytes}-byte maximum"
+                )
+            chunks: list[bytes] = []
+            got = 0
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+                if got > self.max_file_bytes:
+                    raise WorkspaceError(f"file {path!r} grew past the size maximum")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot read {path!r}: {exc.strerror}") from None
+        finally:
+            os.close(fd)

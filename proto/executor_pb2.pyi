@@ -1,0 +1,326 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VERDICT_UNSPECIFIED: _ClassVar[Verdict]
+    VERDICT_OK: _ClassVar[Verdict]
+    VERDICT_ERROR: _ClassVar[Verdict]
+    VERDICT_SYNTAX_ERROR: _ClassVar[Verdict]
+    VERDICT_POLICY_DENIED: _ClassVar[Verdict]
+    VERDICT_TIMEOUT: _ClassVar[Verdict]
+    VERDICT_CPU_LIMIT: _ClassVar[Verdict]
+    VERDICT_MEMORY_LIMIT: _ClassVar[Verdict]
+    VERDICT_OUTPUT_TRUNCATED: _ClassVar[Verdict]
+    VERDICT_SANDBOX_LOST: _ClassVar[Verdict]
+    VERDICT_INTERNAL: _ClassVar[Verdict]
+VERDICT_UNSPECIFIED: Verdict
+VERDICT_OK: Verdict
+VERDICT_ERROR: Verdict
+VERDICT_SYNTAX_ERROR: Verdict
+VERDICT_POLICY_DENIED: Verdict
+VERDICT_TIMEOUT: Verdict
+VERDICT_CPU_LIMIT: Verdict
+VERDICT_MEMORY_LIMIT: Verdict
+VERDICT_OUTPUT_TRUNCATED: Verdict
+VERDICT_SANDBOX_LOST: Verdict
+VERDICT_INTERNAL: Verdict
+
+class Limits(_message.Message):
+    __slots__ = ("wall_time_ms", "cpu_time_ms", "memory_bytes", "pids", "output_bytes", "workspace_bytes", "idle_timeout_s", "lifetime_s", "code_bytes", "cpu_millis", "tool_timeout_ms")
+    WALL_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    CPU_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PIDS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    LIFETIME_S_FIELD_NUMBER: _ClassVar[int]
+    CODE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLIS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    wall_time_ms: int
+    cpu_time_ms: int
+    memory_bytes: int
+    pids: int
+    output_bytes: int
+    workspace_bytes: int
+    idle_timeout_s: int
+    lifetime_s: int
+    code_bytes: int
+    cpu_millis: int
+    tool_timeout_ms: int
+    def __init__(self, wall_time_ms: _Optional[int] = ..., cpu_time_ms: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ..., output_bytes: _Optional[int] = ..., workspace_bytes: _Optional[int] = ..., idle_timeout_s: _Optional[int] = ..., lifetime_s: _Optional[int] = ..., code_bytes: _Optional[int] = ..., cpu_millis: _Optional[int] = ..., tool_timeout_ms: _Optional[int] = ...) -> None: ...
+
+class ToolSpec(_message.Message):
+    __slots__ = ("name", "description", "inputs_json", "output_type")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    inputs_json: str
+    output_type: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., inputs_json: _Optional[str] = ..., output_type: _Optional[str] = ...) -> None: ...
+
+class OpenSessionRequest(_message.Message):
+    __slots__ = ("authorized_imports", "tools", "variables_json", "limits", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    AUTHORIZED_IMPORTS_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_JSON_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    authorized_imports: _containers.RepeatedScalarFieldContainer[str]
+    tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
+    variables_json: str
+    limits: Limits
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, authorized_imports: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., variables_json: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class OpenSessionResponse(_message.Message):
+    __slots__ = ("session_id", "limits")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    limits: Limits
+    def __init__(self, session_id: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+
+class ExecuteStart(_message.Message):
+    __slots__ = ("session_id", "code")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    code: str
+    def __init__(self, session_id: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class ToolResult(_message.Message):
+    __slots__ = ("call_id", "ok", "value_json", "error_type", "error_message")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    ok: bool
+    value_json: str
+    error_type: str
+    error_message: str
+    def __init__(self, call_id: _Optional[str] = ..., ok: _Optional[bool] = ..., value_json: _Optional[str] = ..., error_type: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class ExecuteRequest(_message.Message):
+    __slots__ = ("start", "tool_result")
+    START_FIELD_NUMBER: _ClassVar[int]
+    TOOL_RESULT_FIELD_NUMBER: _ClassVar[int]
+    start: ExecuteStart
+    tool_result: ToolResult
+    def __init__(self, start: _Optional[_Union[ExecuteStart, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResult, _Mapping]] = ...) -> None: ...
+
+class OutputChunk(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...
+
+class ToolCall(_message.Message):
+    __slots__ = ("call_id", "name", "args_json", "kwargs_json")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    KWARGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    call_id: str
+    name: str
+    args_json: str
+    kwargs_json: str
+    def __init__(self, call_id: _Optional[str] = ..., name: _Optional[str] = ..., args_json: _Optional[str] = ..., kwargs_json: _Optional[str] = ...) -> None: ...
+
+class Value(_message.Message):
+    __slots__ = ("type", "repr", "json", "has_json")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REPR_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    HAS_JSON_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    repr: str
+    json: str
+    has_json: bool
+    def __init__(self, type: _Optional[str] = ..., repr: _Optional[str] = ..., json: _Optional[str] = ..., has_json: _Optional[bool] = ...) -> None: ...
+
+class ErrorInfo(_message.Message):
+    __slots__ = ("type", "message", "line", "source_line")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LINE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    message: str
+    line: int
+    source_line: str
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., line: _Optional[int] = ..., source_line: _Optional[str] = ...) -> None: ...
+
+class Variable(_message.Message):
+    __slots__ = ("name", "type", "repr", "json", "has_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REPR_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    HAS_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    repr: str
+    json: str
+    has_json: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., repr: _Optional[str] = ..., json: _Optional[str] = ..., has_json: _Optional[bool] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("wall_ms", "cpu_ms", "peak_memory_bytes", "output_bytes")
+    WALL_MS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MS_FIELD_NUMBER: _ClassVar[int]
+    PEAK_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    wall_ms: int
+    cpu_ms: int
+    peak_memory_bytes: int
+    output_bytes: int
+    def __init__(self, wall_ms: _Optional[int] = ..., cpu_ms: _Optional[int] = ..., peak_memory_bytes: _Optional[int] = ..., output_bytes: _Optional[int] = ...) -> None: ...
+
+class ExecuteResult(_message.Message):
+    __slots__ = ("verdict", "stdout", "value", "is_final_answer", "final_answer", "error", "state", "truncated", "usage", "session_lost")
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    IS_FINAL_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    FINAL_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_LOST_FIELD_NUMBER: _ClassVar[int]
+    verdict: Verdict
+    stdout: str
+    value: Value
+    is_final_answer: bool
+    final_answer: Value
+    error: ErrorInfo
+    state: _containers.RepeatedCompositeFieldContainer[Variable]
+    truncated: bool
+    usage: Usage
+    session_lost: bool
+    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., stdout: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., is_final_answer: _Optional[bool] = ..., final_answer: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., state: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., truncated: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., session_lost: _Optional[bool] = ...) -> None: ...
+
+class ExecuteResponse(_message.Message):
+    __slots__ = ("output", "tool_call", "result")
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    output: OutputChunk
+    tool_call: ToolCall
+    result: ExecuteResult
+    def __init__(self, output: _Optional[_Union[OutputChunk, _Mapping]] = ..., tool_call: _Optional[_Union[ToolCall, _Mapping]] = ..., result: _Optional[_Union[ExecuteResult, _Mapping]] = ...) -> None: ...
+
+class SetVariablesRequest(_message.Message):
+    __slots__ = ("session_id", "variables_json")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_JSON_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    variables_json: str
+    def __init__(self, session_id: _Optional[str] = ..., variables_json: _Optional[str] = ...) -> None: ...
+
+class SetVariablesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetVariablesRequest(_message.Message):
+    __slots__ = ("session_id", "names")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetVariablesResponse(_message.Message):
+    __slots__ = ("variables",)
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    variables: _containers.RepeatedCompositeFieldContainer[Variable]
+    def __init__(self, variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ...) -> None: ...
+
+class UploadFileRequest(_message.Message):
+    __slots__ = ("session_id", "path", "data")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    path: str
+    data: bytes
+    def __init__(self, session_id: _Optional[str] = ..., path: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UploadFileResponse(_message.Message):
+    __slots__ = ("size",)
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    def __init__(self, size: _Optional[int] = ...) -> None: ...
+
+class DownloadFileRequest(_message.Message):
+    __slots__ = ("session_id", "path")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    path: str
+    def __init__(self, session_id: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class DownloadFileResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class CloseSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CloseSessionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("warm", "in_use", "starting", "max_containers", "sessions", "containers_created", "containers_destroyed", "containers_failed", "snippets_executed", "instance_id")
+    WARM_FIELD_NUMBER: _ClassVar[int]
+    IN_USE_FIELD_NUMBER: _ClassVar[int]
+    STARTING_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONTAINERS_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_CREATED_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_DESTROYED_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    SNIPPETS_EXECUTED_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    warm: int
+    in_use: int
+    starting: int
+    max_containers: int
+    sessions: int
+    containers_created: int
+    containers_destroyed: int
+    containers_failed: int
+    snippets_executed: int
+    instance_id: str
+    def __init__(self, warm: _Optional[int] = ..., in_use: _Optional[int] = ..., starting: _Optional[int] = ..., max_containers: _Optional[int] = ..., sessions: _Optional[int] = ..., containers_created: _Optional[int] = ..., containers_destroyed: _Optional[int] = ..., containers_failed: _Optional[int] = ..., snippets_executed: _Optional[int] = ..., instance_id: _Optional[str] = ...) -> None: ...

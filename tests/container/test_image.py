@@ -1,0 +1,179 @@
+"""The sandbox image: content-hash tags, what it holds, and layer order."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.sandbox import IMAGE_REPO, LABEL_INSTANCE
+from executor.sandbox import image as image_mod
+from executor.sandbox.seccomp_tool import run_snippet
+
+# --- content hash (no Docker) ----------------------------------------------------------
+
+
+@pytest.fixture
+def source_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the sources the image holds, with the module pointed at it."""
+    root = tmp_path / "repo"
+    (root / "executor").mkdir(parents=True)
+    shutil.copy2(image_mod.REPO_ROOT / "executor" / "__init__.py", root / "executor")
+    for tree in image_mod.SOURCE_TREES:
+        shutil.copytree(
+            image_mod.REPO_ROOT / tree, root / tree, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    monkeypatch.setattr(image_mod, "REPO_ROOT", root)
+    return root
+
+
+def test_hash_is_stable_and_names_the_tag(source_copy: Path) -> None:
+    first = image_mod.content_hash()
+    assert first == image_mod.content_hash()
+    assert image_mod.image_tag() == f"{IMAGE_REPO}:{first}"
+    assert len(first) == 16
+
+
+def test_hash_changes_with_a_runner_source(source_copy: Path) -> None:
+    before = image_mod.content_hash()
+    (source_copy / "executor" / "runner" / "extra_module.py").write_text("X = 1\n")
+    assert image_mod.content_hash() != before
+
+
+def test_hash_changes_with_an_interpreter_source(source_copy: Path) -> None:
+    before = image_mod.content_hash()
+    target = next((source_copy / "executor" / "interpreter").glob("*.py"))
+    target.write_text(target.read_text() + "\n# changed\n")
+    assert image_mod.content_hash() != before
+
+
+def test_hash_ignores_bytecode_caches(source_copy: Path) -> None:
+    before = image_mod.content_hash()
+    cache = source_copy / "executor" / "runner" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "junk.cpython-311.pyc").write_bytes(b"\0" * 16)
+    assert image_mod.content_hash() == before
+
+
+def test_hash_ignores_host_only_code(source_copy: Path) -> None:
+    before = image_mod.content_hash()
+    (source_copy / "executor" / "daemon").mkdir()
+    (source_copy / "executor" / "daemon" / "server.py").write_text("pass\n")
+    assert image_mod.content_hash() == before
+
+
+def test_hash_depends_on_the_requested_base() -> None:
+    assert image_mod.content_hash("python:3.11-slim") != image_mod.content_hash(None)
+
+
+def test_requirements_pin_exact_versions() -> None:
+    reqs = image_mod._requirements()
+    assert {r.split("==")[0].lower() for r in reqs} >= {"restrictedpython", "numpy", "pandas"}
+    assert all("==" in r for r in reqs), reqs
+
+
+def test_debian_mirror_comes_from_apt_sources() -> None:
+    assert image_mod._debian_mirror().startswith(("http://", "https://"))
+    assert image_mod._debian_mirror().rstrip("/").endswith("/debian")
+
+
+# --- the built image (Docker) ----------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_ensure_image_is_idempotent_and_tags_latest(docker_client: Any, sandbox_image: str) -> None:
+    again = image_mod.ensure_image(client=docker_client)
+    assert again == sandbox_image == image_mod.image_tag()
+    built = docker_client.images.get(sandbox_image)
+    assert docker_client.images.get(f"{IMAGE_REPO}:latest").id == built.id
+    assert built.labels[image_mod.LABEL_HASH] == sandbox_image.split(":")[1]
+    assert built.labels[image_mod.LABEL_BASE] in (image_mod.DEFAULT_BASE, image_mod.FALLBACK_BASE)
+
+
+CONTENTS = """
+import json, sys, importlib.metadata as md, numpy, pandas, RestrictedPython, executor
+import executor.runner.frames
+print(json.dumps({
+    "python": list(sys.version_info[:2]),
+    "versions": {d: md.version(d) for d in ("numpy", "pandas", "RestrictedPython",
+                                            "python-dateutil", "tzdata")},
+    "executor": executor.__file__,
+    "flags_isolated": sys.flags.isolated,
+}))
+"""
+
+
+@pytest.mark.docker
+def test_image_holds_python_311_corral_and_the_pinned_packages(
+    docker_client: Any, sandbox_image: str, test_instance_id: str
+) -> None:
+    # `python3 -c` here; the runner starts with -I, which the next test covers.
+    result = run_snippet(
+        docker_client, sandbox_image, CONTENTS, labels={LABEL_INSTANCE: test_instance_id}
+    )
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.text)
+    assert out["python"] == [3, 11]
+    pins = dict(r.split("==") for r in image_mod._requirements())
+    pins_lower = {k.lower(): v for k, v in pins.items()}
+    for dist, version in out["versions"].items():
+        assert pins_lower[dist.lower()] == version, dist
+    assert out["executor"] == "/opt/corral/executor/__init__.py"
+
+
+@pytest.mark.docker
+def test_packages_import_under_isolated_mode(
+    docker_client: Any, sandbox_image: str, test_instance_id: str
+) -> None:
+    """`python3 -I` (the runner's command) ignores PYTHONPATH and cwd: corral.pth must work."""
+    from docker.types import LogConfig
+
+    from executor.limits import SessionLimits
+    from executor.sandbox.hardening import container_config
+
+    cfg = container_config(
+        SessionLimits(),
+        labels={LABEL_INSTANCE: test_instance_id},
+        command=[
+            "python3",
+            "-I",
+            "-c",
+            "import numpy, pandas, executor.runner.frames; print('ok')",
+        ],
+    )
+    cfg.update(auto_remove=False, stdin_open=False, log_config=LogConfig(type="json-file"))
+    container = docker_client.containers.create(sandbox_image, **cfg)
+    try:
+        container.start()
+        assert container.wait(timeout=120)["StatusCode"] == 0
+        assert container.logs(stdout=True, stderr=False).strip() == b"ok"
+    finally:
+        container.remove(force=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_source_change_rebuilds_only_the_last_layers(
+    docker_client: Any, sandbox_image: str, source_copy: Path
+) -> None:
+    """The wheels and the base sit in layers that a source change reuses."""
+    (source_copy / "executor" / "runner" / "extra_module.py").write_text("X = 1\n")
+    base = docker_client.images.get(sandbox_image).labels[image_mod.LABEL_BASE]
+    tag = f"{IMAGE_REPO}:test-{uuid.uuid4().hex[:8]}"
+    try:
+        image_mod._build(docker_client, base, tag, "test")
+        old = docker_client.images.get(sandbox_image).attrs["RootFS"]["Layers"]
+        new = docker_client.images.get(tag).attrs["RootFS"]["Layers"]
+        assert len(old) == len(new)
+        shared = sum(1 for a, b in zip(old, new) if a == b)
+        assert shared >= len(old) - 2  # COPY of the sources and its compileall
+        assert old[-1] != new[-1]
+    finally:
+        try:
+            docker_client.images.remove(tag, noprune=False)
+        except Exception:
+            pass

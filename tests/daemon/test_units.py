@@ -1,0 +1,157 @@
+"""Errors mapping, sessions registry, limits resolution, frame conversion, metrics text."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from executor.daemon import convert
+from executor.daemon.errors import (
+    DaemonError,
+    LimitTooHigh,
+    PoolExhausted,
+    SessionBusy,
+    SessionLost,
+    SessionNotFound,
+    TooLarge,
+    Unauthenticated,
+    grpc_status,
+)
+from executor.daemon.metrics import Counter, DaemonMetrics, Histogram
+from executor.daemon.service import _workspace_path
+from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
+from executor.limits import SessionLimits
+from proto import executor_pb2 as pb
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (LimitTooHigh("wall_time_ms", 5, 1), grpc.StatusCode.INVALID_ARGUMENT),
+        (TooLarge("the code", 9, 1, "max_code_bytes"), grpc.StatusCode.INVALID_ARGUMENT),
+        (Unauthenticated("x"), grpc.StatusCode.UNAUTHENTICATED),
+        (SessionNotFound("abc"), grpc.StatusCode.NOT_FOUND),
+        (SessionBusy(), grpc.StatusCode.FAILED_PRECONDITION),
+        (SessionLost("gone"), grpc.StatusCode.ABORTED),
+        (PoolExhausted("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (DaemonError("x"), grpc.StatusCode.INTERNAL),
+        (RuntimeError("x"), grpc.StatusCode.INTERNAL),
+    ],
+)
+def test_one_status_per_error(exc, code):
+    assert grpc_status(exc) is code
+
+
+def test_limits_resolution():
+    defaults, maxima = SessionLimits(), SessionLimits(wall_time_ms=20_000)
+    got = resolve_limits({"wall_time_ms": 0, "pids": 10}, defaults, maxima)
+    assert got.wall_time_ms == defaults.wall_time_ms and got.pids == 10
+    with pytest.raises(LimitTooHigh) as err:
+        resolve_limits({"wall_time_ms": 20_001}, defaults, maxima)
+    assert "limits.wall_time_ms=20001 exceeds the server's maximum of 20000" in str(err.value)
+
+
+def test_session_ids_are_unguessable_and_owned():
+    ids = {new_session_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(len(i) >= 22 for i in ids)
+
+    async def scenario() -> None:
+        reg = SessionRegistry()
+        s = Session(id=new_session_id(), owner="alice", sandbox=None, limits=SessionLimits())
+        reg.add(s)
+        assert reg.get(s.id, "alice") is s
+        with pytest.raises(SessionNotFound):
+            reg.get(s.id, "bob")
+        async with s.claim():
+            with pytest.raises(SessionBusy):
+                s.claim()
+
+    asyncio.run(scenario())
+
+
+def test_expiry_idle_and_lifetime():
+    async def scenario() -> None:
+        s = Session(
+            id="x",
+            owner="a",
+            sandbox=None,
+            limits=SessionLimits(idle_timeout_s=5, lifetime_s=60),
+        )
+        t = s.created
+        assert s.expiry(t + 1) is None
+        assert s.expiry(t + 6) == "idle"
+        async with s.claim():
+            assert s.expiry(t + 6) is None  # running is not idle
+            assert s.expiry(t + 61) == "lifetime"
+
+    asyncio.run(scenario())
+
+
+def test_workspace_paths():
+    assert _workspace_path("a/b.txt") == "a/b.txt"
+    assert _workspace_path("./a//b") == "a/b"
+    for bad in ("", "/etc/passwd", "../x", "a/../../x", "a/../b", "x\x00y", "."):
+        with pytest.raises(DaemonError):
+            _workspace_path(bad)
+
+
+def test_result_frame_conversion():
+    frame = {
+        "id": "d1",
+        "type": "result",
+        "verdict": "ERROR",
+        "stdout": "hi\n",
+        "value": None,
+        "is_final_answer": False,
+        "final_answer": None,
+        "error": {
+            "type": "ZeroDivisionError",
+            "message": "division by zero",
+            "line": 2,
+            "source_line": "1/0",
+        },
+        "state": [{"name": "x", "type": "int", "repr": "1", "json": 1, "has_json": True}],
+        "truncated": False,
+        "usage": {"wall_ms": 3, "cpu_ms": 2, "peak_memory_bytes": 100, "output_bytes": 3},
+    }
+    r = convert.execute_result(frame)
+    assert r.verdict == pb.VERDICT_ERROR and r.error.line == 2 and r.state[0].json == "1"
+    assert r.usage.peak_memory_bytes == 100 and not r.session_lost
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"verdict": "PWNED"},
+        {"verdict": "OK", "stdout": 5},
+        {"verdict": "OK", "state": "x"},
+        {"verdict": "OK", "value": [1]},
+        {"verdict": "OK", "usage": {"wall_ms": "1"}},
+        {"verdict": "OK", "is_final_answer": "yes"},
+    ],
+)
+def test_hostile_result_frames_are_rejected(frame):
+    with pytest.raises(convert.BadFrame):
+        convert.execute_result(frame)
+
+
+def test_metrics_text_format():
+    m = DaemonMetrics()
+    m.verdicts.inc(verdict="OK")
+    m.verdicts.inc(verdict="OK")
+    m.open_latency.observe(0.003)
+    m.add_gauge("corral_pool_warm", "Warm.", lambda: 2)
+    text = m.registry.render()
+    assert 'corral_verdicts_total{verdict="OK"} 2' in text
+    assert 'corral_session_open_seconds_bucket{le="0.005"} 1' in text
+    assert 'corral_session_open_seconds_bucket{le="0.0025"} 0' in text
+    assert "corral_session_open_seconds_count 1" in text
+    assert "# TYPE corral_pool_warm gauge\ncorral_pool_warm 2" in text
+    c = Counter("c", "h", ("l",))
+    c.inc(l='a"b\n')
+    assert 'c{l="a\\"b\\n"} 1' in "\n".join(c.render())
+    h = Histogram("h", "h", buckets=(1.0,))
+    h.observe(5)
+    assert 'h_bucket{le="+Inf"} 1' in "\n".join(h.render())
