@@ -26,12 +26,20 @@ from agent.results import Result, Verdict
 from agent.tools import FinalAnswerTool, Tool
 from executor.limits import SessionLimits
 
-# Modules the sandbox allows without asking (described to the model; the
-# interpreter's own allowlist is the authority).
-DEFAULT_IMPORTS_TEXT = (
-    "the sandbox's safe standard-library modules (math, cmath, statistics, random, "
-    "itertools, functools, collections, re, json, datetime, time, string, decimal, fractions)"
-)
+
+def default_imports_text() -> str:
+    """The modules every session may import, as told to the model.
+
+    Read from the interpreter's own allowlist (the authority) so the prompt
+    never promises a module the sandbox refuses.
+    """
+    try:
+        from executor.interpreter.rules import DEFAULT_IMPORTS
+    except ImportError:  # an install without the interpreter: describe, don't list
+        return "the sandbox's safe standard-library modules (math, re, json, itertools, ...)"
+    return ", ".join(DEFAULT_IMPORTS)
+
+
 CODE_STOP_SEQUENCES = ["Observation:", "Calling tools:"]
 TOOL_STOP_SEQUENCES = ["Observation:"]
 
@@ -209,7 +217,7 @@ class CodeAgent(MultiStepAgent):
     def system_prompt(self) -> str:
         signatures = [t.python_signature() for t in self.tools.values()]
         signatures.append(prompts.FINAL_ANSWER_SIGNATURE)
-        imports = DEFAULT_IMPORTS_TEXT
+        imports = default_imports_text()
         if self.authorized_imports:
             imports += ", and: " + ", ".join(self.authorized_imports)
         return prompts.CODE_AGENT_SYSTEM.format(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import codeop
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -156,20 +157,33 @@ def result_json(result: Result) -> dict[str, Any]:
     return d
 
 
+# C0 controls except tab and newline, DEL and C1 controls: a snippet could
+# otherwise drive the user's terminal with escape sequences.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def for_terminal(text: str, stream: TextIO) -> str:
+    """Sandbox text made inert when it is shown on a terminal (piped output is untouched)."""
+    isatty = getattr(stream, "isatty", None)
+    if callable(isatty) and isatty():
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text
+
+
 def print_result_tail(result: Result, out: TextIO, err: TextIO) -> None:
     """After the streamed output: the value, the final answer, or the error."""
     if result.stdout and not result.stdout.endswith("\n"):
         out.write("\n")
     if result.is_final_answer and result.final_answer is not None:
-        print(f"Final answer: {result.final_answer.repr}", file=out)
+        print(f"Final answer: {for_terminal(result.final_answer.repr, out)}", file=out)
     elif result.value is not None and result.value.type != "NoneType":
-        print(result.value.repr, file=out)
+        print(for_terminal(result.value.repr, out), file=out)
     if result.truncated:
         print("[output truncated]", file=err)
     if not result.ok:
         where = f" (line {result.error.line})" if result.error and result.error.line else ""
         detail = f"{result.error.type}: {result.error.message}" if result.error else ""
-        print(f"{result.verdict.value}{where}: {detail}", file=err)
+        print(for_terminal(f"{result.verdict.value}{where}: {detail}", err), file=err)
         if result.session_lost:
             print("the session's sandbox was lost", file=err)
 
@@ -180,7 +194,7 @@ def _stream_result(session: Session, code: str, out: TextIO, echo: bool) -> Resu
         if isinstance(item, Result):
             result = item
         elif echo:
-            out.write(item)
+            out.write(for_terminal(item, out))
             out.flush()
     assert result is not None  # stream() ends with a Result or raises
     return result
@@ -201,7 +215,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
         with _client(args) as client, client.session(imports=args.imports, limits=limits) as s:
             result = _stream_result(s, code, out, echo=not args.json)
     except CorralError as exc:
-        return _failure_exit(exc, err)
+        status = _failure_exit(exc, err)
+        if args.json:
+            name = exc.code.name if exc.code is not None else type(exc).__name__
+            doc = {"error": {"code": name, "message": str(exc)}, "exit_code": status}
+            print(json.dumps(doc, indent=2), file=out)
+        return status
     if args.json:
         print(json.dumps(result_json(result), default=repr, indent=2), file=out)
     else:
@@ -306,7 +325,7 @@ def cmd_repl(args: argparse.Namespace) -> int:
 
 
 def _print_step(step: ActionStep) -> None:
-    print(format_step(step), flush=True)
+    print(for_terminal(format_step(step), sys.stdout), flush=True)
 
 
 def _run_agent(agent: MultiStepAgent, task: str) -> int:

@@ -1,7 +1,8 @@
 """Test helpers: a real daemon on an ephemeral port, with real Docker.
 
 `running_daemon(**overrides)` runs a `Daemon` on its own event loop in a
-background thread and yields a handle once the pool is warm:
+background thread and yields a handle once the pool is warm (for lifecycle
+tests and benchmarks, `DaemonProcess` runs `corrald serve` as a subprocess):
 
     with running_daemon(pool_warm=1) as d:
         channel = grpc.insecure_channel(d.target)
@@ -16,9 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import queue
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from executor.daemon.config import DaemonConfig
@@ -123,3 +131,74 @@ def running_daemon(*, docker_client: Any = None, **overrides: Any) -> Iterator[D
     finally:
         box["loop"].call_soon_threadsafe(box["stop"].set)
         thread.join(120)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class DaemonProcess:
+    """`python -m executor.cli serve FLAGS` with its JSON log lines parsed from stderr.
+
+    `start()` waits for the "listening" and "ready" log lines and sets `target`.
+    """
+
+    def __init__(self, *flags: str, env: dict[str, str] | None = None) -> None:
+        base = {**os.environ, **(env or {})}
+        base["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "executor.cli", "serve", "--log-format=json", *flags],
+            cwd=ROOT,
+            env=base,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[dict[str, Any] | str] = queue.Queue()
+        self.log: list[dict[str, Any] | str] = []
+        self.target = ""
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            try:
+                item: dict[str, Any] | str = json.loads(line)
+            except ValueError:
+                item = line.rstrip("\n")
+            self.log.append(item)
+            self.lines.put(item)
+
+    def wait_for(self, msg: str, timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
+        """The next log record whose message is `msg` (AssertionError with the log tail)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (self.proc.poll() is not None and self.lines.empty()):
+                raise AssertionError(f"daemon never logged {msg!r}; log tail: {self.log[-20:]}")
+            try:
+                item = self.lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if isinstance(item, dict) and item.get("msg") == msg:
+                return item
+
+    def start(self) -> DaemonProcess:
+        self.target = self.wait_for("listening")["address"]
+        self.wait_for("ready")
+        return self
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM (staged shutdown), then SIGKILL if it does not exit in time."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait(30)
+
+    def __enter__(self) -> DaemonProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -5,8 +5,9 @@ Modules (each owns one thing):
 - `mutators` / `grammar` / `generator`: new snippets from the corpus (AST
   mutations) and from a small grammar of escape primitives, deterministic by seed.
 - `canaries`: host secrets and tripwires that must stay untouched.
-- `target`: a minimal gRPC client of the daemon (stubs from proto/), with the
-  hostile client-side tools the tool-abuse class calls.
+- `target`: a minimal gRPC client of the daemon (stubs from proto/);
+  `tools`: the hostile client-side tools the tool-abuse class calls.
+- `launch`: starts `corrald serve` in a subprocess with the canary in its env.
 - `campaign`: runs snippets, checks canaries and daemon health after each one,
   classifies outcomes (pass, mismatch, failure).
 - `report`: JSON and Markdown reports.

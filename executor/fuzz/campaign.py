@@ -15,6 +15,7 @@ Statuses:
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +33,10 @@ log = logging.getLogger("corral.fuzz")
 # Session limits for fuzz sessions unless an entry asks for others: short
 # timeouts keep a campaign of thousands of snippets in minutes.
 FUZZ_LIMITS: dict[str, int] = {"wall_time_ms": 3000, "cpu_time_ms": 3000}
+# A snippet that rebinds one of these names (e.g. `print = lambda *a: None`)
+# could hide the marker of a later snippet in the same session: such a session
+# is retired at once.
+SHADOWABLE = frozenset(dir(builtins))
 CONTROL_CODE = "40 + 2"
 CONTROL_EXPECT = "42"
 
@@ -321,6 +326,8 @@ class Campaign:
             problems.extend(self._daemon_problems())
         else:
             out = session.run(snippet.code, timeout=timeout)
+            if SHADOWABLE.intersection(out.state_names):
+                session.lost = True  # retired: its builtins may be shadowed
             status, problems = self._judge(snippet, out)
         return SnippetResult(
             id=snippet.id,

@@ -49,6 +49,7 @@ class RunOutcome:
     rpc_code: str = ""  # gRPC status name when verdict == "RPC_ERROR"
     rpc_detail: str = ""
     tool_calls: list[str] = field(default_factory=list)  # "name args kwargs" as sent by the sandbox
+    state_names: list[str] = field(default_factory=list)  # variables the session now holds
     wall_s: float = 0.0
 
     def texts(self) -> list[str]:
@@ -232,6 +233,7 @@ class Session:
                     )
                     if r.HasField("error"):
                         out.error = f"{r.error.type}: {r.error.message} | {r.error.source_line}"
+                    out.state_names = [v.name for v in r.state]
                     out.state = json.dumps(
                         [[v.name, v.type, v.repr, v.json] for v in r.state], ensure_ascii=False
                     )

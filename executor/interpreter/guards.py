@@ -17,7 +17,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from functools import lru_cache, partial
 from types import FunctionType, ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ControlFlow, PolicyViolation, ResourceLimit
 from .policy import FORMAT_ATTRIBUTES, attribute_refusal
@@ -181,7 +181,7 @@ class FinallyGuard:
         exc = sys.exception()
         self.in_flight = exc if isinstance(exc, ControlFlow) else None
 
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> Literal[False]:
         flight = self.in_flight
         if flight is not None and ev is not None and ev is not flight:
             raise flight from None

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from executor.interpreter.result import Limits, Result, Variable, Verdict
+from executor.interpreter.result import ErrorInfo, Limits, Result, Variable, Verdict
 from executor.runner import rlimits
 from executor.runner.channel import Channel, ChannelClosed, FrameError, FrameTooLarge
 from executor.runner.output import OutputStream
@@ -130,8 +130,6 @@ class Runner:
             if frame.get("type") == "shutdown":
                 return
             self.handle(frame)
-            if self.broker.exit_requested:
-                return
 
     def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
@@ -255,8 +253,8 @@ class Runner:
                 del exc
         except Exception as exc:
             traceback.print_exc(file=sys.__stderr__)
-            result = Result(Verdict.INTERNAL)
-            result.stdout = f"runner error: {type(exc).__name__}: {exc}"[:4096]
+            message = f"the runner failed: {type(exc).__name__}: {exc}"[:4096]
+            result = Result(Verdict.INTERNAL, error=ErrorInfo("RunnerError", message))
         finally:
             self.broker.request_id = None
             self.stream = None

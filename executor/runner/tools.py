@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import json
 import keyword
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -70,10 +71,6 @@ MAX_ABANDONED = 1024  # timed-out call ids remembered, to drop their late answer
 MAX_ERROR_MESSAGE = 4096  # characters of a tool error message shown to the snippet
 
 
-class ToolExit(BaseException):
-    """The daemon went away or sent `shutdown` while a tool call was pending."""
-
-
 class ToolBroker:
     """Sends tool calls for the current execute request and waits for answers."""
 
@@ -84,7 +81,6 @@ class ToolBroker:
         self.before_call: Callable[[], None] = lambda: None  # flush output first
         self._counter = 0
         self.abandoned: set[str] = set()  # call ids whose answer came too late
-        self.exit_requested = False  # EOF or shutdown arrived while a call was pending
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Forward one call and return its value (or raise its error) in the snippet."""
@@ -132,8 +128,7 @@ class ToolBroker:
                     },
                 }
             except ChannelClosed:
-                self.exit_requested = True
-                raise ToolExit("end of stdin while waiting for a tool result") from None
+                os._exit(0)  # the daemon is gone: nobody will ever answer
             except FrameError as exc:
                 self.channel.send({"type": "error", "message": f"malformed frame: {exc}"})
                 continue
@@ -141,8 +136,7 @@ class ToolBroker:
             if kind == "tool_result" and frame.get("call_id") == call_id:
                 return frame
             if kind == "shutdown":
-                self.exit_requested = True
-                raise ToolExit("shutdown while waiting for a tool result")
+                os._exit(0)  # exit at once, as `shutdown` does between snippets
             if kind == "tool_result" and frame.get("call_id") in self.abandoned:
                 continue  # a late answer to a call that already timed out
             self.channel.send(

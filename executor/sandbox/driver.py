@@ -36,6 +36,7 @@ from executor.sandbox import CONTAINER_PREFIX, LABEL_MANAGED
 STDERR_TAIL_BYTES = 8 << 10  # last bytes of the runner's stderr kept for diagnostics
 READ_CHUNK = 1 << 16
 SEND_TIMEOUT_S = 10.0  # a runner that stops reading stdin cannot block us longer
+DEFAULT_TOOL_TIME_BUDGET_S = 600.0  # tool time per snippet not counted against `timeout`
 REMOVE_WAIT_S = 10.0  # wait for an engine-side removal already in progress
 OUTPUT_SLACK = 4096  # characters tolerated past the output cap before calling it a violation
 STREAM_STDOUT, STREAM_STDERR = 1, 2
@@ -590,12 +591,15 @@ class Sandbox:
         on_output: Callable[[str], None] | None = None,
         on_tool_call: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         limits: dict[str, int] | None = None,
+        tool_time_budget: float = DEFAULT_TOOL_TIME_BUDGET_S,
     ) -> dict[str, Any]:
         """Run one snippet; stream its output and tool calls; return the checked result frame.
 
         `timeout` bounds the whole snippet except the time spent inside
         `on_tool_call` (the runner pauses the snippet's clock during a tool call
-        too; the tool timeout bounds it there). `on_tool_call(frame)` returns
+        too; the tool timeout bounds each call there), up to `tool_time_budget`
+        seconds of tool time in all, so a runner that keeps calling tools cannot
+        hold the caller forever. `on_tool_call(frame)` returns
         `{"ok": True, "value": ...}` or `{"ok": False, "error": {"type", "message"}}`;
         without a handler every tool call fails with RuntimeError in the snippet.
         Exceptions raised by the callbacks propagate to the caller.
@@ -610,6 +614,7 @@ class Sandbox:
         self.send(frame)
         deadline = time.monotonic() + timeout
         streamed = 0
+        tool_time = 0.0
         while True:
             answer = self.recv(max(0.0, deadline - time.monotonic()))
             kind = answer.get("type")
@@ -636,6 +641,10 @@ class Sandbox:
                 except FrameSchemaError as exc:
                     raise self._fail(exc) from None
                 started = time.monotonic()
+                if tool_time > tool_time_budget:
+                    raise SandboxTimeout(
+                        f"tool calls of this snippet took more than {tool_time_budget:g} s in all"
+                    )
                 if on_tool_call is None:
                     reply: dict[str, Any] = {
                         "ok": False,
@@ -643,7 +652,9 @@ class Sandbox:
                     }
                 else:
                     reply = dict(on_tool_call(call))
-                deadline += time.monotonic() - started
+                spent = time.monotonic() - started
+                tool_time += spent
+                deadline += spent
                 reply.update(type="tool_result", id=rid, call_id=call["call_id"])
                 self.send(reply)
             elif kind == "result":

@@ -370,12 +370,40 @@ def ensure_image(*, rebuild: bool = False, client: Any = None, base: str | None 
     return tag
 
 
+def prune_images(client: Any, keep: str) -> list[str]:
+    """Remove older `corral-sandbox:<hash>` tags (every source edit makes one).
+
+    The engine refuses to remove an image a container still uses; those stay.
+    Only the operator runs this (`build-image --prune`): a test run holding an
+    older tag would otherwise lose its image mid-run.
+    """
+    import docker
+
+    removed = []
+    for img in client.images.list(name=IMAGE_REPO):
+        if keep in img.tags:
+            continue
+        for tag in img.tags:
+            if tag.startswith(f"{IMAGE_REPO}:") and tag != f"{IMAGE_REPO}:latest":
+                try:
+                    client.images.remove(tag)
+                    removed.append(tag)
+                except docker.errors.APIError:
+                    pass  # in use by a container
+    return removed
+
+
 def _cmd_build_image(args: argparse.Namespace) -> int:
     try:
         tag = ensure_image(rebuild=args.rebuild, base=args.base)
     except ImageError as exc:
         print(f"corrald build-image: {exc}", file=sys.stderr)
         return 1
+    if args.prune:
+        import docker
+
+        for old in prune_images(docker.from_env(), keep=tag):
+            _log(f"removed {old}")
     print(tag)
     return 0
 
@@ -394,5 +422,8 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help=f"base image (default: {DEFAULT_BASE} if present or pullable, else "
         f"{FALLBACK_BASE} built with debootstrap)",
+    )
+    p.add_argument(
+        "--prune", action="store_true", help="remove older corral-sandbox:<hash> tags afterwards"
     )
     p.set_defaults(func=_cmd_build_image)

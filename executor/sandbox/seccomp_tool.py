@@ -162,7 +162,7 @@ class RawRun:
     timed_out: bool = False
     truncated: bool = False
     container_id: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    oom_killed: bool | None = None  # the engine's State.OOMKilled, when it could be read
 
     @property
     def text(self) -> str:
@@ -204,6 +204,7 @@ def run_snippet(
     container = client.containers.create(image, **cfg)
     result = RawRun(exit_code=None, container_id=container.id)
     killer: threading.Timer | None = None
+    raw: Any = None
     try:
         sock = client.api.attach_socket(
             container.id, params={"stdout": 1, "stderr": 1, "stream": 1}
@@ -238,16 +239,17 @@ def run_snippet(
             result.exit_code = code_
         try:
             container.reload()
-            result.extra["oom_killed"] = bool(container.attrs["State"].get("OOMKilled"))
+            result.oom_killed = bool(container.attrs["State"].get("OOMKilled"))
         except Exception:
-            pass
-        try:
-            raw.close()
-        except OSError:
             pass
     finally:
         if killer is not None:
             killer.cancel()
+        if raw is not None:
+            try:
+                raw.close()
+            except OSError:
+                pass
         try:
             container.remove(force=True)
         except Exception:  # already gone

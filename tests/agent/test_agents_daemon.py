@@ -171,3 +171,47 @@ def test_tool_calling_agent_with_python_interpreter(client: Client) -> None:
         assert third.observations == "5"
         tools = [t["function"]["name"] for t in model.calls_log[0]["tools"]]
         assert tools == ["price_of", "python_interpreter", "final_answer"]
+
+
+# A C-level loop never returns to the bytecode loop, so the soft timeout cannot
+# interrupt it: the daemon's hard timeout kills the container.
+UNINTERRUPTIBLE = "sum(range(10**12))"
+LOSE_SANDBOX_LIMITS = {"wall_time_ms": 1000, "cpu_time_ms": 20_000}
+
+
+def test_code_agent_reopens_a_lost_sandbox_it_owns(client: Client) -> None:
+    model = ScriptedModel(
+        [
+            "```py\nkept = 7\n```",
+            f"```py\n{UNINTERRUPTIBLE}\n```",
+            "```py\nprint('kept' in dir())\nkept\n```",  # a fresh sandbox: kept is gone
+            "```py\nfinal_answer('recovered')\n```",
+        ]
+    )
+    with CodeAgent(model=model, client=client, limits=LOSE_SANDBOX_LIMITS, max_steps=4) as agent:
+        first_session = None
+
+        def remember(step: Any) -> None:
+            nonlocal first_session
+            if step.step_number == 1:
+                first_session = agent.session
+
+        agent.on_step = remember
+        assert agent.run("survive") == "recovered"
+        lost_step = agent.logs[1]
+        assert lost_step.result is not None and lost_step.result.session_lost
+        assert lost_step.error is not None
+        assert "(TIMEOUT)" in lost_step.error
+        assert "The sandbox was lost; variables from earlier steps are gone." in lost_step.error
+        assert agent.logs[2].error is not None and "NameError" in agent.logs[2].error
+        assert first_session is not None and first_session.lost
+        assert agent.session is not first_session
+
+
+def test_code_agent_on_a_given_session_stops_when_it_is_lost(client: Client) -> None:
+    with client.session(limits=LOSE_SANDBOX_LIMITS) as s:
+        model = ScriptedModel([f"```py\n{UNINTERRUPTIBLE}\n```"])
+        agent = CodeAgent(model=model, session=s)
+        with pytest.raises(AgentError, match="the sandbox session was lost"):
+            agent.run("spin")
+        assert s.lost

@@ -88,6 +88,9 @@ def test_exec_daemon_down_exit_code() -> None:
     p = corral("exec", "1", "--target", f"127.0.0.1:{port}")
     assert p.returncode == 10
     assert "UNAVAILABLE" in p.stderr and "corrald serve" in p.stderr
+    as_json = corral("exec", "--json", "1", "--target", f"127.0.0.1:{port}")
+    assert as_json.returncode == 10
+    assert json.loads(as_json.stdout)["error"]["code"] == "UNAVAILABLE"
     missing = corral("exec", "-f", "/nonexistent.py", "--target", f"127.0.0.1:{port}")
     assert missing.returncode == 2 and "cannot read /nonexistent.py" in missing.stderr
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
-from agent.cli import EXIT_BY_VERDICT, build_parser, read_blocks
+from agent.cli import EXIT_BY_VERDICT, build_parser, for_terminal, read_blocks
 from agent.results import Verdict
 
 SOURCE = """x = 1
@@ -79,3 +81,14 @@ def test_argument_parsing() -> None:
     assert info.value.code == 2
     with pytest.raises(SystemExit):
         parser.parse_args(["agent", "task"])  # --model is required
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_sandbox_text_is_inert_on_a_terminal() -> None:
+    hostile = "ok\x1b]0;pwned\x07\x1b[2J\tend\n"
+    assert for_terminal(hostile, _Tty()) == "ok\\x1b]0;pwned\\x07\\x1b[2J\tend\n"
+    assert for_terminal(hostile, io.StringIO()) == hostile  # piped: byte-exact

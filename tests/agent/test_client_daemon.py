@@ -26,7 +26,7 @@ from agent import (
     tool,
 )
 from agent.client import Session
-from tests.agent.conftest import DAEMON_CONFIG, TOKEN
+from tests.agent.conftest import DAEMON_CONFIG, TOKEN, start_daemon
 
 pytestmark = pytest.mark.docker
 
@@ -34,14 +34,8 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def daemon(docker_client, sandbox_image, test_instance_id) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     """This module's daemon requires a bearer token."""
-    from executor.daemon.testing import running_daemon
-
-    with running_daemon(
-        image=sandbox_image,
-        instance_id=test_instance_id,
-        docker_client=docker_client,
-        tokens={"alice": TOKEN},
-        **DAEMON_CONFIG,
+    with start_daemon(
+        docker_client, sandbox_image, test_instance_id, tokens={"alice": TOKEN}
     ) as handle:
         yield handle
 
@@ -130,6 +124,18 @@ def test_truncated_output_and_soft_timeout_keep_the_session(client: Client) -> N
         assert s.run("kept + 1").python_value == 2  # state survived the soft timeout
 
 
+def test_hard_timeout_loses_the_session(client: Client) -> None:
+    s = client.session(limits={"wall_time_ms": 1000, "cpu_time_ms": 20_000})
+    # a C-level loop the soft timeout cannot interrupt: the daemon kills the container
+    r = s.run("x = 1\nsum(range(10**12))")
+    assert r.verdict is Verdict.TIMEOUT and r.session_lost is True
+    assert r.error is not None and "killed" in r.error.message
+    assert s.lost
+    with pytest.raises(SessionClosed, match="lost its sandbox; open a new one"):
+        s.run("x")
+    s.close()  # closing a lost session is quiet
+
+
 def test_streaming_yields_output_before_the_result(client: Client) -> None:
     seen: list[str] = []
 
@@ -203,7 +209,8 @@ def test_variables_and_files(client: Client) -> None:
             s.set_variables({"bad": object()})
 
 
-def test_typed_errors(daemon: Any, client: Client) -> None:
+def test_typed_errors(daemon: Any, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CORRAL_TOKEN", raising=False)  # token=None must mean "no token"
     # the daemon is down: a closed port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -307,17 +314,21 @@ def test_tls_with_a_ca_path(
 ) -> None:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a test certificate")
-    from executor.daemon.testing import running_daemon
 
     cert, key = _self_signed(tmp_path)
-    config = {**DAEMON_CONFIG, "pool_warm": 1}
-    with running_daemon(
-        image=sandbox_image,
-        instance_id=test_instance_id,
-        docker_client=docker_client,
-        tls_cert=str(cert),
-        tls_key=str(key),
-        **config,
+    _tls_round_trip(docker_client, sandbox_image, test_instance_id, cert, key, {"pool_warm": 1})
+
+
+def _tls_round_trip(
+    docker_client: Any,
+    sandbox_image: str,
+    instance: str,
+    cert: Path,
+    key: Path,
+    config: dict[str, Any],
+) -> None:
+    with start_daemon(
+        docker_client, sandbox_image, instance, tls_cert=str(cert), tls_key=str(key), **config
     ) as d:
         with Client(d.target, tls=str(cert)) as c, c.session() as s:
             assert s.run("print('over tls')").stdout == "over tls\n"

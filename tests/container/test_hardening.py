@@ -305,7 +305,7 @@ while True:
     # The cgroup OOM killer (137) or a MemoryError exit (1): either way it ended.
     assert result.exit_code in (137, 1)
     if result.exit_code == 137:
-        assert result.extra.get("oom_killed") is True
+        assert result.oom_killed is True
     else:
         assert b"MemoryError" in result.stderr
 
@@ -400,3 +400,52 @@ def test_containers_carry_the_managed_and_instance_labels(
         assert labels[LABEL_INSTANCE] == test_instance_id
     finally:
         container.remove(force=True)
+
+
+def test_closing_stdin_ends_the_runner_and_removes_the_container(
+    docker_client: Any, sandbox_image: str, test_instance_id: str
+) -> None:
+    """StdinOnce + auto_remove: when the daemon's attach stream closes, nothing is left."""
+    import socket
+    import time
+
+    import docker
+
+    from executor.runner.frames import FrameDecoder
+    from executor.sandbox.hardening import container_config
+
+    cfg = container_config(SessionLimits(), labels={LABEL_INSTANCE: test_instance_id})
+    container = docker_client.containers.create(sandbox_image, **cfg)
+    try:
+        sock_io = docker_client.api.attach_socket(
+            container.id, params={"stdin": 1, "stdout": 1, "stream": 1}
+        )
+        sock = getattr(sock_io, "_sock", sock_io)
+        sock.settimeout(60)
+        container.start()
+        # Docker's attach stream is multiplexed: 8-byte header, then the payload.
+        decoder, pending, frames = FrameDecoder(), b"", []
+        while not frames:
+            chunk = sock.recv(65536)
+            assert chunk, "the runner closed its output before `ready`"
+            pending += chunk
+            while len(pending) >= 8 and len(pending) >= 8 + int.from_bytes(pending[4:8], "big"):
+                size = int.from_bytes(pending[4:8], "big")
+                frames += decoder.feed(pending[8 : 8 + size])
+                pending = pending[8 + size :]
+        assert frames[0]["type"] == "ready"
+        sock.shutdown(socket.SHUT_WR)  # the daemon goes away
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                docker_client.containers.get(container.id)
+            except docker.errors.NotFound:
+                break
+            time.sleep(0.2)
+        assert_gone(docker_client, container.id)
+        sock.close()
+    finally:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass

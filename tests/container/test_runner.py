@@ -172,6 +172,18 @@ def test_runner_exits_when_stdin_closes(factory: SandboxFactory, docker_client: 
     assert factory.containers_of(factory.cases[-1]) == []
 
 
+def test_runner_exits_when_stdin_closes_during_a_snippet(factory: SandboxFactory) -> None:
+    """Even a busy snippet does not keep an orphaned container alive until its timeout."""
+    sb = _session(factory, SessionLimits(wall_time_ms=120_000, cpu_time_ms=120_000))
+    sb.send({"type": "execute", "id": "busy", "code": "while True:\n    pass\n"})
+    time.sleep(0.5)
+    sb.close_stdin()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and factory.containers_of(factory.cases[-1]):
+        time.sleep(0.2)
+    assert factory.containers_of(factory.cases[-1]) == []
+
+
 # -- raw mode (container layer alone), only through the operator's probe -------
 
 

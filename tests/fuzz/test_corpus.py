@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.fuzz.corpus import CLASSES, CorpusError, load_corpus, render
+from executor.fuzz.corpus import CLASSES, CorpusEntry, CorpusError, load_corpus, render
 from executor.interpreter.result import Verdict
 from tests.fuzz.conftest import DUMMY_VALUES
 
@@ -39,7 +39,7 @@ def test_no_two_entries_share_the_same_code() -> None:
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.id for e in ENTRIES])
-def test_entry_parses_unless_it_expects_a_syntax_error(entry) -> None:  # type: ignore[no-untyped-def]
+def test_entry_parses_unless_it_expects_a_syntax_error(entry: CorpusEntry) -> None:
     code = render(entry.code, DUMMY_VALUES)
     try:
         compile(code, entry.id, "exec", dont_inherit=True)
@@ -71,7 +71,12 @@ code = "while True: pass"
 
 def test_loader_reads_a_minimal_file(tmp_path: Path) -> None:
     (entry,) = load_corpus(_write(tmp_path, GOOD))
-    assert (entry.id, entry.cls, entry.expect, entry.layers) == ("a", "dos", (Verdict.TIMEOUT,), ("interpreter",))
+    assert (entry.id, entry.cls, entry.expect, entry.layers) == (
+        "a",
+        "dos",
+        (Verdict.TIMEOUT,),
+        ("interpreter",),
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,7 +90,9 @@ def test_loader_reads_a_minimal_file(tmp_path: Path) -> None:
         (('id = "a"\n', ""), "missing `id`"),
     ],
 )
-def test_loader_refuses_malformed_entries(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+def test_loader_refuses_malformed_entries(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
     with pytest.raises(CorpusError, match=message):
         load_corpus(_write(tmp_path, GOOD.replace(*change)))
 
@@ -100,4 +107,6 @@ def test_loader_refuses_duplicate_ids(tmp_path: Path) -> None:
 def test_render_requires_every_placeholder_value() -> None:
     with pytest.raises(CorpusError, match="@@CANARY_FILE@@"):
         render("open('@@CANARY_FILE@@')", {})
-    assert render("open('@@CANARY_FILE@@')", DUMMY_VALUES) == "open('/nonexistent/corral-secret.txt')"
+    assert (
+        render("open('@@CANARY_FILE@@')", DUMMY_VALUES) == "open('/nonexistent/corral-secret.txt')"
+    )

@@ -113,7 +113,9 @@ def test_grammar_programs_are_refused_by_the_interpreter() -> None:
     rng = random.Random(11)
     for i in range(150):
         prog = program(rng)
-        res = Interpreter(authorized_imports=("operator",), limits=Limits(wall_time_s=2)).run(prog.code)
+        res = Interpreter(authorized_imports=("operator",), limits=Limits(wall_time_s=2)).run(
+            prog.code
+        )
         assert MARKER not in res.stdout, (i, prog.code, res.verdict)
         if prog.forbidden:
             assert res.verdict != Verdict.OK, (prog.code, res.stdout)

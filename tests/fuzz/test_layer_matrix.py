@@ -113,7 +113,7 @@ class RawContainers:
             other = [str(frame.get("error")), str(frame.get("state"))]
             outcome = str(frame.get("verdict"))
         except SandboxError as exc:
-            shown, other = ["".join(streamed)], [sb.stderr_tail()]
+            shown, other = ["".join(streamed)], [str(sb.stderr_tail)]
             outcome = type(exc).__name__
             own = True  # a broken sandbox is not reused
         elapsed = time.monotonic() - start
@@ -122,7 +122,9 @@ class RawContainers:
             sb.destroy()
             if sb is self.shared:
                 self.shared = None
-            assert self._gone(container_id), f"{entry.id}: container {container_id} survived destroy()"
+            assert self._gone(container_id), (
+                f"{entry.id}: container {container_id} survived destroy()"
+            )
         return shown, other, elapsed, outcome
 
     def _gone(self, container_id: str, wait_s: float = 15.0) -> bool:
@@ -140,7 +142,9 @@ class RawContainers:
 
 
 @pytest.fixture(scope="module")
-def raw_containers(docker_client, sandbox_image, test_instance_id) -> Iterator[RawContainers]:  # type: ignore[no-untyped-def]
+def raw_containers(
+    docker_client: Any, sandbox_image: str, test_instance_id: str
+) -> Iterator[RawContainers]:
     rc = RawContainers(docker_client, sandbox_image, test_instance_id)
     yield rc
     rc.close()
@@ -148,8 +152,12 @@ def raw_containers(docker_client, sandbox_image, test_instance_id) -> Iterator[R
 
 @pytest.mark.docker
 @pytest.mark.parametrize("entry", CONTAINER, ids=[e.id for e in CONTAINER])
-def test_container_alone_stops(entry: CorpusEntry, canaries: Canaries, raw_containers: RawContainers) -> None:
-    shown, other, elapsed, outcome = raw_containers.run(entry, entry.render(canaries.placeholders()))
+def test_container_alone_stops(
+    entry: CorpusEntry, canaries: Canaries, raw_containers: RawContainers
+) -> None:
+    shown, other, elapsed, outcome = raw_containers.run(
+        entry, entry.render(canaries.placeholders())
+    )
     _assert_contained(entry, canaries, shown, other)
     bound = SessionLimits().merged(dict(entry.limits)).wall_time_ms / 1000 + RAW_SLACK_S + 5
     assert elapsed < bound, f"{entry.id}: raw run took {elapsed:.1f}s ({outcome})"

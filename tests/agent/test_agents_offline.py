@@ -1,4 +1,4 @@
-"""ToolCallingAgent with client-side tools only (no sandbox needed), and its memory."""
+"""Agents without a sandbox: ToolCallingAgent with client-side tools, memory, prompts."""
 
 from __future__ import annotations
 
@@ -150,3 +150,15 @@ def test_agent_needs_model_and_client_for_code() -> None:
     assert "python_interpreter" not in agent.all_tools
     with pytest.raises(AgentError, match="needs a Corral client"):
         agent._ensure_session()
+
+
+def test_code_agent_system_prompt_lists_tools_and_imports() -> None:
+    from agent import CodeAgent
+    from executor.interpreter.rules import DEFAULT_IMPORTS
+
+    agent = CodeAgent(tools=[multiply], model=ScriptedModel([]), authorized_imports=["numpy"])
+    prompt = agent.system_prompt
+    assert multiply.python_signature() in prompt
+    assert "def final_answer(answer: Any) -> None:" in prompt
+    assert ", ".join(DEFAULT_IMPORTS) + ", and: numpy" in prompt
+    assert agent.write_memory_to_messages()[0] == {"role": "system", "content": ""}  # before run
