@@ -7,7 +7,8 @@
     corral demo                          "Calculate the 100th Fibonacci number", end to end
 
 The daemon address comes from --target, else $CORRAL_TARGET, else
-127.0.0.1:50051; the token from --token, else $CORRAL_TOKEN.
+127.0.0.1:50051; the token from --token, else $CORRAL_TOKEN. --wait SECONDS
+waits for a daemon that is still starting (`corrald serve & corral exec --wait 60 ...`).
 
 Exit codes (exec; repl/agent/demo use 0 and the 10+ codes):
    0  OK or OUTPUT_TRUNCATED        5  TIMEOUT          9  INTERNAL
@@ -82,6 +83,13 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="bearer token (env CORRAL_TOKEN)")
     parser.add_argument("--tls-ca", metavar="PEM", help="use TLS, trusting this CA bundle")
     parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the daemon to accept connections (e.g. just after starting it)",
+    )
+    parser.add_argument(
         "--import",
         dest="imports",
         action="append",
@@ -138,7 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.target, token=args.token, tls=args.tls_ca)
+    client = Client(args.target, token=args.token, tls=args.tls_ca)
+    if args.wait > 0:
+        try:
+            client.wait_ready(args.wait)
+        except CorralError:
+            client.close()
+            raise
+    return client
 
 
 def _failure_exit(exc: CorralError, err: TextIO) -> int:
@@ -353,28 +368,31 @@ def _endpoint_model(args: argparse.Namespace) -> Model:
 
 def cmd_agent(args: argparse.Namespace) -> int:
     cls = ToolCallingAgent if args.tool_calling else CodeAgent
-    agent = cls(
-        model=_endpoint_model(args),
-        client=_client(args),
-        authorized_imports=args.imports,
-        max_steps=args.max_steps,
-        on_step=_print_step,
-    )
-    return _run_agent(agent, args.task)
+    return _run_agent_with(cls, _endpoint_model(args), args, args.task)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     model = (
         _endpoint_model(args) if args.model else ScriptedModel(DEMO_SCRIPT, model_id="demo-script")
     )
-    agent = CodeAgent(
+    return _run_agent_with(CodeAgent, model, args, DEMO_TASK)
+
+
+def _run_agent_with(
+    cls: type[MultiStepAgent], model: Model, args: argparse.Namespace, task: str
+) -> int:
+    try:
+        client = _client(args)
+    except CorralError as exc:
+        return _failure_exit(exc, sys.stderr)
+    agent = cls(
         model=model,
-        client=_client(args),
+        client=client,
         authorized_imports=args.imports,
         max_steps=args.max_steps,
         on_step=_print_step,
     )
-    return _run_agent(agent, DEMO_TASK)
+    return _run_agent(agent, task)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,13 @@ from typing import Any
 import grpc
 
 from agent import wire
-from agent.errors import CorralError, ProtocolError, SessionClosed, from_rpc_error
+from agent.errors import (
+    CorralError,
+    ProtocolError,
+    SessionClosed,
+    Unavailable,
+    from_rpc_error,
+)
 from agent.results import Result, Variable, variable_from_proto
 from agent.tools import Tool
 from executor.limits import SessionLimits
@@ -77,6 +83,19 @@ class Client:
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until the daemon accepts connections (e.g. right after starting it).
+
+        Raises Unavailable when it does not within `timeout` seconds.
+        """
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError as exc:
+            raise Unavailable(
+                f"UNAVAILABLE: the daemon at {self.target} did not accept a connection "
+                f"within {timeout:g} s"
+            ) from exc
 
     # -- API --------------------------------------------------------------
 

@@ -18,8 +18,11 @@ class CorralError(Exception):
     code: grpc.StatusCode | None = None
     hint: str = ""
 
-    def __init__(self, message: str, *, code: grpc.StatusCode | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: grpc.StatusCode | None = None, details: str | None = None
+    ) -> None:
         self.message = message
+        self.details = details if details is not None else message  # the daemon's own words
         if code is not None:
             self.code = code
         text = message
@@ -119,4 +122,4 @@ def from_rpc_error(exc: grpc.RpcError) -> CorralError:
     details = (details_fn() if callable(details_fn) else None) or str(exc)
     cls = _BY_CODE.get(code, CorralError)
     name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-    return cls(f"{name}: {details}", code=code)
+    return cls(f"{name}: {details}", code=code, details=details)

@@ -69,22 +69,21 @@ def owner_alive(labels: dict[str, str]) -> bool:
 def reconcile(client: Any, instance_id: str) -> list[str]:
     """Remove pool containers of dead daemon instances; returns their names."""
     removed: list[str] = []
-    found = client.containers.list(
+    # The low-level listing returns labels without a per-container inspect, so a
+    # container vanishing meanwhile (auto-remove) cannot fail the listing.
+    found = client.api.containers(
         all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_ROLE}={ROLE_POOL}"]}
     )
-    for container in found:
-        labels = container.labels or {}
-        if labels.get(LABEL_INSTANCE) == instance_id and owner_alive(labels):
-            continue  # our own (a restart within the same process)
+    for entry in found:
+        labels = entry.get("Labels") or {}
+        name = ((entry.get("Names") or ["?"])[0]).lstrip("/")
         if owner_alive(labels):
-            continue  # a live sibling daemon's container
+            continue  # ours, or a live sibling daemon's container
         try:
-            container.remove(force=True)
-            removed.append(container.name)
+            client.api.remove_container(entry["Id"], force=True)
+            removed.append(name)
         except Exception as exc:  # already gone, or being removed by --rm
-            log.debug(
-                "leftover removal failed", extra={"container": container.name, "error": str(exc)}
-            )
+            log.debug("leftover removal failed", extra={"container": name, "error": str(exc)})
     if removed:
         log.info(
             "removed containers of dead daemon instances",

@@ -183,13 +183,13 @@ class Daemon:
         return port
 
     def _start_fn(self, labels: dict[str, str]) -> Any:
-        from executor.sandbox.driver import Sandbox
+        from executor.daemon.channel import AsyncSandbox
 
         client, image = self._docker, self.image
         timeout = self.config.container_ready_timeout_s
 
         def start(limits: SessionLimits) -> Any:
-            return Sandbox.start(client, image, limits, labels=labels, ready_timeout=timeout)
+            return AsyncSandbox.start(client, image, limits, labels=labels, ready_timeout=timeout)
 
         return start
 

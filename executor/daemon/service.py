@@ -19,13 +19,11 @@ import asyncio
 import base64
 import binascii
 import collections
-import concurrent.futures
 import functools
 import itertools
 import json
 import logging
 import posixpath
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -70,18 +68,6 @@ def _sandbox_errors() -> tuple[type[BaseException], ...]:
     from executor.sandbox import driver
 
     return (driver.SandboxError,)
-
-
-class _ToolClock:
-    """Time the driver thread spent waiting for tool answers (not charged to the snippet)."""
-
-    def __init__(self) -> None:
-        self.paused = 0.0
-        self.since: float | None = None
-
-    def extra(self, now: float) -> float:
-        since = self.since
-        return self.paused + (now - since if since is not None else 0.0)
 
 
 def _rpc(
@@ -137,6 +123,10 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         if self.sessions.pop(session.id) is None:
             return
         session.lost = True
+        if session.lock.locked():
+            # A snippet is running: killing first ends its pending read with EOF
+            # before the socket is closed under it.
+            await self._kill(session)
         self._closed[session.id] = session.owner
         while len(self._closed) > CLOSED_MEMORY:
             self._closed.popitem(last=False)
@@ -155,7 +145,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         from executor.sandbox import driver
 
         try:
-            answer = await asyncio.to_thread(session.sandbox.request, frame, CALL_TIMEOUT_S)
+            answer = await session.sandbox.request_async(frame, CALL_TIMEOUT_S)
         except driver.SandboxRequestError as exc:
             raise SandboxCallFailed(f"the sandbox refused {frame['type']}: {exc}") from exc
         except driver.SandboxError as exc:
@@ -192,7 +182,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         for attempt in range(OPEN_ATTEMPTS):
             sandbox = await self.pool.acquire(limits, self.config.open_wait_s)
             try:
-                await asyncio.to_thread(sandbox.init, **init, timeout=CALL_TIMEOUT_S)
+                await sandbox.init_async(**init, timeout=CALL_TIMEOUT_S)
                 break
             except _sandbox_errors() as exc:
                 await self.pool.destroy(sandbox)
@@ -206,7 +196,12 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         else:
             raise SandboxCallFailed("containers keep failing at session init; see the daemon log")
         session = Session(
-            id=new_session_id(), owner=caller, sandbox=sandbox, limits=limits, labels=labels
+            id=new_session_id(),
+            owner=caller,
+            sandbox=sandbox,
+            limits=limits,
+            labels=labels,
+            has_tools=bool(init["tools"]),
         )
         self.sessions.add(session)
         elapsed = time.perf_counter() - t0
@@ -382,47 +377,37 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         code: str,
         requests: AsyncIterator[pb.ExecuteRequest],
     ) -> AsyncIterator[pb.ExecuteResponse]:
-        loop = asyncio.get_running_loop()
         limits = session.limits
         t0 = time.perf_counter()
-        tool_timeout_s = limits.tool_timeout_ms / 1000
-        clock = _ToolClock()
         hard_s = (limits.wall_time_ms + self.config.hard_timeout_grace_ms) / 1000
-        events: asyncio.Queue[pb.ExecuteResponse] = asyncio.Queue()
-        pending: dict[str, concurrent.futures.Future[dict[str, Any]]] = {}
-        stop = threading.Event()
-        log_extra = {"session_id": session.id}
+        tool_timeout_s = limits.tool_timeout_ms / 1000
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
         def on_output(text: str) -> None:
-            if isinstance(text, str) and text:
-                loop.call_soon_threadsafe(
-                    events.put_nowait, pb.ExecuteResponse(output=pb.OutputChunk(text=text))
-                )
+            events.put_nowait(pb.ExecuteResponse(output=pb.OutputChunk(text=text)))
 
-        def on_tool_call(frame: dict[str, Any]) -> dict[str, Any]:
-            call_id = frame.get("call_id")
-            name = frame.get("name")
-            if not isinstance(call_id, str) or not isinstance(name, str):
-                raise convert.BadFrame("tool_call without a string call_id and name")
-            try:
-                call = pb.ToolCall(
-                    call_id=call_id,
-                    name=name[:200],
-                    args_json=json.dumps(frame.get("args", []), allow_nan=False),
-                    kwargs_json=json.dumps(frame.get("kwargs", {}), allow_nan=False),
-                )
-            except (TypeError, ValueError) as exc:
-                raise convert.BadFrame(f"tool_call arguments: {exc}") from None
-            fut: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        async def on_tool_call(call: dict[str, Any]) -> dict[str, Any]:
+            # `call` passed the driver's schema check (strings, JSON-safe arguments).
+            call_id, name = call["call_id"], call["name"]
+            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             pending[call_id] = fut
-            clock.since = time.monotonic()
-            loop.call_soon_threadsafe(events.put_nowait, pb.ExecuteResponse(tool_call=call))
+            events.put_nowait(
+                pb.ExecuteResponse(
+                    tool_call=pb.ToolCall(
+                        call_id=call_id,
+                        name=name,
+                        args_json=json.dumps(call["args"]),
+                        kwargs_json=json.dumps(call["kwargs"]),
+                    )
+                )
+            )
             # Answer just before the runner's own tool timeout would fire, so the
             # runner never receives an answer to a call it already gave up on.
             wait = max(0.0, tool_timeout_s - min(TOOL_MARGIN_S, tool_timeout_s / 10))
             try:
-                return fut.result(timeout=wait)
-            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                return await asyncio.wait_for(fut, wait)
+            except TimeoutError:
                 return {
                     "ok": False,
                     "error": {
@@ -433,19 +418,6 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 }
             finally:
                 pending.pop(call_id, None)
-                since, clock.since = clock.since, None
-                if since is not None:
-                    clock.paused += time.monotonic() - since
-
-        def run() -> dict[str, Any]:
-            if stop.is_set():
-                raise RuntimeError("snippet cancelled before it started")
-            return session.sandbox.execute(  # type: ignore[no-any-return]
-                code,
-                timeout=hard_s + 1.0,
-                on_output=on_output,
-                on_tool_call=on_tool_call,
-            )
 
         async def read_answers() -> None:
             async for req in requests:
@@ -455,80 +427,26 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 fut = pending.get(tr.call_id)
                 if fut is None or fut.done():
                     continue  # late or unknown answer: the call already timed out
-                if tr.ok:
-                    try:
-                        value = json.loads(tr.value_json) if tr.value_json else None
-                        reply: dict[str, Any] = {"ok": True, "value": value}
-                    except ValueError as exc:
-                        reply = {
-                            "ok": False,
-                            "error": {
-                                "type": "ValueError",
-                                "message": f"the client's tool result is not JSON: {exc}",
-                            },
-                        }
-                else:
-                    reply = {
-                        "ok": False,
-                        "error": {
-                            "type": tr.error_type or "Exception",
-                            "message": tr.error_message,
-                        },
-                    }
-                fut.set_result(reply)
+                fut.set_result(_tool_reply(tr))
 
-        reader = asyncio.create_task(read_answers())
-        exec_fut = loop.run_in_executor(None, run)
-        result: pb.ExecuteResult | None = None
-        getter: asyncio.Future[pb.ExecuteResponse] | None = None
+        # Without tools no answer can ever be needed: skip the request reader.
+        reader = asyncio.create_task(read_answers()) if session.has_tools else None
+        run = asyncio.create_task(
+            session.sandbox.execute_async(
+                code, timeout=hard_s, on_output=on_output, on_tool_call=on_tool_call
+            )
+        )
+        done = object()
+        run.add_done_callback(lambda _: events.put_nowait(done))  # type: ignore[arg-type]
         try:
-            hard_deadline = time.monotonic() + hard_s
-            while True:
-                if getter is None:
-                    getter = asyncio.ensure_future(events.get())
-                now = time.monotonic()
-                remaining = hard_deadline + clock.extra(now) - now
-                waitables: set[asyncio.Future[Any]] = {getter, exec_fut}
-                done, _ = await asyncio.wait(
-                    waitables,
-                    timeout=max(0.0, remaining),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if getter in done:
-                    yield getter.result()
-                    getter = None
-                    continue
-                if exec_fut in done:
-                    break
-                # Hard timeout: the runner did not answer by wall time + grace.
-                log.warning("hard timeout; killing the container", extra=log_extra)
-                await self._kill(session)
-                result = convert.lost_result(
-                    pb.VERDICT_TIMEOUT,
-                    f"no answer within {hard_s:g} s (wall_time_ms + grace); "
-                    "the container was killed",
-                    wall_ms=int(hard_s * 1000),
-                )
-                break
-            if getter is not None:
-                getter.cancel()
-                getter = None
-            for fut in list(pending.values()):
-                fut.cancel()
-            stop.set()
-            if result is None:
-                result = await self._outcome(session, exec_fut, hard_s)
-            else:
-                with _suppress_all():
-                    await asyncio.wait_for(asyncio.shield(exec_fut), 10.0)
-            while not events.empty():
-                yield events.get_nowait()
+            while (item := await events.get()) is not done:
+                yield item
+            result = await self._outcome(session, run, hard_s)
         finally:
-            if getter is not None:
-                getter.cancel()
-            reader.cancel()
-            for fut in list(pending.values()):
-                fut.cancel()
+            if reader is not None:
+                reader.cancel()
+            if not run.done():
+                run.cancel()
         self.snippets_executed += 1
         verdict_name = pb.Verdict.Name(result.verdict).removeprefix("VERDICT_")
         self.metrics.verdicts.inc(verdict=verdict_name)
@@ -537,18 +455,18 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             await self.end_session(session, f"lost: {verdict_name}")
         log.info(
             "snippet done",
-            extra={**log_extra, "verdict": verdict_name, "lost": result.session_lost},
+            extra={"session_id": session.id, "verdict": verdict_name, "lost": result.session_lost},
         )
         yield pb.ExecuteResponse(result=result)
 
     async def _outcome(
-        self, session: Session, exec_fut: asyncio.Future[dict[str, Any]], hard_s: float
+        self, session: Session, run: asyncio.Task[dict[str, Any]], hard_s: float
     ) -> pb.ExecuteResult:
         """The ExecuteResult for a finished driver call, or a lost-session verdict."""
         from executor.sandbox import driver
 
         try:
-            frame = exec_fut.result()
+            frame = run.result()
             return convert.execute_result(frame)
         except driver.SandboxRequestError as exc:
             # The runner refused the execute frame but keeps serving: not the snippet's fault.
@@ -585,12 +503,24 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             return convert.lost_result(pb.VERDICT_INTERNAL, f"daemon error: {exc}"[:500])
 
 
-class _suppress_all:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
+def _tool_reply(tr: pb.ToolResult) -> dict[str, Any]:
+    """A client's ToolResult as the runner's tool_result body (JSON checked here)."""
+    if not tr.ok:
+        return {
+            "ok": False,
+            "error": {"type": tr.error_type or "Exception", "message": tr.error_message},
+        }
+    try:
+        value = json.loads(tr.value_json) if tr.value_json else None
+    except ValueError as exc:
+        return {
+            "ok": False,
+            "error": {
+                "type": "ValueError",
+                "message": f"the client's tool result is not JSON: {exc}",
+            },
+        }
+    return {"ok": True, "value": value}
 
 
 def _inspect_exit(sandbox: Any) -> dict[str, Any]:

@@ -58,6 +58,7 @@ class Session:
     last_used: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     lost: bool = False
+    has_tools: bool = False  # no tools: Execute needs no reader for tool answers
 
     def touch(self) -> None:
         self.last_used = time.monotonic()

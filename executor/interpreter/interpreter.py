@@ -202,9 +202,11 @@ class Interpreter:
         try:
             return self._run(code)
         except BaseException as exc:  # a bug of ours: report it, keep the host alive
+            args = exc.args
+            message = args[0] if len(args) == 1 and type(args[0]) is str else ""
             return Result(
                 verdict=Verdict.INTERNAL,
-                error=ErrorInfo(type(exc).__name__, _clip(_safe_str(exc))),
+                error=ErrorInfo(_public_type(exc), _clip(message)),
             )
 
     def set_variables(self, variables: Mapping[str, Any]) -> None:
@@ -457,7 +459,7 @@ class Interpreter:
                 f"maximum recursion depth exceeded (limit: {self.limits.recursion_depth} nested "
                 "calls): use a loop or reduce the nesting"
             )
-        elif type(exc) is ValueError and _INT_STR_MARK in _safe_str(exc):
+        elif _is_int_str_limit(exc):
             info.message = (
                 f"integer too large to convert to or from a string (over "
                 f"{self.limits.int_str_digits} digits): keep it as an int or use math on it"
@@ -534,12 +536,23 @@ def _verdict_of(exc: BaseException) -> Verdict:
         return Verdict.POLICY_DENIED
     if isinstance(exc, ResourceLimit | MemoryError):
         return Verdict.MEMORY_LIMIT
-    if type(exc) is ValueError and _INT_STR_MARK in _safe_str(exc):
+    if _is_int_str_limit(exc):
         return Verdict.MEMORY_LIMIT
     return Verdict.ERROR
 
 
 _INT_STR_MARK = "integer string conversion"
+
+
+def _is_int_str_limit(exc: BaseException) -> bool:
+    """CPython's int<->str limit error (checked on its args: str() could run snippet code)."""
+    args = exc.args
+    return (
+        type(exc) is ValueError
+        and len(args) == 1
+        and type(args[0]) is str
+        and _INT_STR_MARK in args[0]
+    )
 
 _PUBLIC_NAMES: dict[type[BaseException], str] = {
     TimeoutInterrupt: "TimeoutError",

@@ -107,7 +107,18 @@ class Importer:
         fromlist: Any = (),
         level: int = 0,
     ) -> Any:
-        """The snippet's `__import__`: checked, returns proxies."""
+        """The snippet's `__import__`: checked, returns proxies.
+
+        C code that imports while a snippet frame is current (numpy's lazy
+        `npy_cache_import`, datetime's `_strptime`) goes through
+        `PyImport_Import`, which looks `__import__` up in the *current frame's*
+        builtins, i.e. here. It always passes the list `['__doc__']` as
+        fromlist, while the IMPORT_NAME opcode of snippet code passes None or
+        a tuple of constant names, so a list marks a host import: it gets the
+        real module, as the C caller needs, and the snippet never sees it.
+        """
+        if type(fromlist) is list:
+            return importlib.__import__(name, globals, locals, fromlist, level)
         if level:
             raise PolicyViolation("Relative imports are not allowed: import by absolute name")
         if type(name) is not str:

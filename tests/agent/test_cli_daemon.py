@@ -39,7 +39,7 @@ def corral(
 
 
 def test_exec_prints_output_and_value(daemon: Any) -> None:
-    p = corral("exec", "x = 6 * 7\nprint('hello')\nx", target=daemon.target)
+    p = corral("exec", "--wait", "30", "x = 6 * 7\nprint('hello')\nx", target=daemon.target)
     assert (p.returncode, p.stdout, p.stderr) == (0, "hello\n42\n", "")
 
 
@@ -88,6 +88,9 @@ def test_exec_daemon_down_exit_code() -> None:
     p = corral("exec", "1", "--target", f"127.0.0.1:{port}")
     assert p.returncode == 10
     assert "UNAVAILABLE" in p.stderr and "corrald serve" in p.stderr
+    waited = corral("demo", "--wait", "0.5", "--target", f"127.0.0.1:{port}")
+    assert waited.returncode == 10
+    assert "did not accept a connection within 0.5 s" in waited.stderr
     as_json = corral("exec", "--json", "1", "--target", f"127.0.0.1:{port}")
     assert as_json.returncode == 10
     assert json.loads(as_json.stdout)["error"]["code"] == "UNAVAILABLE"

@@ -209,6 +209,7 @@ class _FakeRpcError(grpc.RpcError):
 def test_status_codes_map_to_typed_errors() -> None:
     err = from_rpc_error(_FakeRpcError(grpc.StatusCode.NOT_FOUND, "no session abc"))
     assert isinstance(err, NotFound) and err.code == grpc.StatusCode.NOT_FOUND
+    assert err.details == "no session abc"
     assert str(err).startswith("NOT_FOUND: no session abc (")
     assert isinstance(from_rpc_error(_FakeRpcError(grpc.StatusCode.UNAVAILABLE, "x")), Unavailable)
     auth = from_rpc_error(_FakeRpcError(grpc.StatusCode.UNAUTHENTICATED, "bad token"))

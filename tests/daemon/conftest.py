@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
+from executor.daemon.reconcile import LABEL_DAEMON_PID
 from executor.daemon.testing import DaemonHandle, running_daemon
-from tests.daemon.helpers import managed_containers, stub_for
+from tests.daemon.helpers import container_names, managed_containers, stub_for
 
 # Short limits keep the suite fast; each test asks for what it needs.
 SHARED = {
@@ -32,15 +34,13 @@ def daemon(docker_client, sandbox_image, test_instance_id) -> Iterator[DaemonHan
         **SHARED,
     ) as handle:
         yield handle
-    # The daemon destroys its containers on exit; pool containers must be gone.
+    # The daemon destroys its containers on exit: none of this process's pool remains.
     leftovers = [
-        c.name
-        for c in managed_containers(docker_client, test_instance_id)
-        if c.labels.get("io.corral.role") == "pool"
-        and c.labels.get("io.corral.daemon.pid") is not None
-        and c.status == "running"
+        e
+        for e in managed_containers(docker_client, test_instance_id)
+        if (e.get("Labels") or {}).get(LABEL_DAEMON_PID) == str(os.getpid())
     ]
-    assert not leftovers, f"daemon left containers behind: {leftovers}"
+    assert not leftovers, f"daemon left containers behind: {container_names(leftovers)}"
 
 
 @pytest.fixture(scope="module")

@@ -131,9 +131,14 @@ def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
     return t, box
 
 
-def managed_containers(docker_client: Any, instance_id: str) -> list[Any]:
+def managed_containers(docker_client: Any, instance_id: str) -> list[dict[str, Any]]:
+    """Low-level listing (no per-container inspect, so no race with auto-removal)."""
     from executor.sandbox import LABEL_INSTANCE, LABEL_MANAGED
 
-    return docker_client.containers.list(
+    return docker_client.api.containers(  # type: ignore[no-any-return]
         all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_INSTANCE}={instance_id}"]}
     )
+
+
+def container_names(entries: list[dict[str, Any]]) -> list[str]:
+    return [(e.get("Names") or ["?"])[0].lstrip("/") for e in entries]

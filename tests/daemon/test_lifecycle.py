@@ -20,7 +20,14 @@ from executor.daemon.testing import running_daemon
 from executor.limits import SessionLimits
 from executor.sandbox.driver import Sandbox
 from proto import executor_pb2 as pb
-from tests.daemon.helpers import execute, in_thread, managed_containers, open_session, stub_for
+from tests.daemon.helpers import (
+    container_names,
+    execute,
+    in_thread,
+    managed_containers,
+    open_session,
+    stub_for,
+)
 from tests.daemon.lifecycle import ROOT, DaemonProcess
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -49,7 +56,7 @@ def wait_pool_quiet(stub, timeout: float = 60) -> None:
 def wait_no_containers(docker_client, instance: str, timeout: float) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
-        left = [c.name for c in managed_containers(docker_client, instance)]
+        left = container_names(managed_containers(docker_client, instance))
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.25)
@@ -71,8 +78,8 @@ def test_sigkill_leaves_no_container(docker_client, sandbox_image, test_instance
         assert wait_no_containers(docker_client, instance, 15) == []
     finally:
         d.stop()
-        for c in managed_containers(docker_client, instance):
-            c.remove(force=True)
+        for e in managed_containers(docker_client, instance):
+            docker_client.api.remove_container(e["Id"], force=True)
 
 
 def test_graceful_shutdown_drains_running_snippet(docker_client, sandbox_image, test_instance_id):

@@ -40,7 +40,8 @@ def test_huge_power_is_memory_limit(code: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "code", ["1 << 10**9", "s = 10**9\nv = 1\nv <<= s", "import operator\noperator.lshift(1, 10**10)"]
+    "code",
+    ["1 << 10**9", "s = 10**9\nv = 1\nv <<= s", "import operator\noperator.lshift(1, 10**10)"],
 )
 def test_huge_shift_is_memory_limit(code: str) -> None:
     res = make().run(code)
@@ -111,9 +112,11 @@ def test_recursion_depth_is_bounded_and_restored() -> None:
 def test_timeout_interrupts_loop_and_keeps_earlier_state() -> None:
     interp = Interpreter(limits=Limits(wall_time_s=0.5))
     assert interp.run("kept = [1, 2, 3]").ok
-    res = interp.run("partial = 'set before loop'\nwhile True:\n    kept.append(0) if False else None")
+    res = interp.run(
+        "partial = 'set before loop'\nwhile True:\n    kept.append(0) if False else None"
+    )
     assert res.verdict is Verdict.TIMEOUT
-    assert res.error is not None and res.error.line == 3
+    assert res.error is not None and res.error.line in (2, 3)
     names = {v.name: v for v in res.state}
     assert names["kept"].json == [1, 2, 3] and names["partial"].json == "set before loop"
     after = interp.run("len(kept)")
@@ -155,14 +158,21 @@ def test_sleep_is_interrupted_off_main_thread() -> None:
 
 def test_signal_handler_and_timer_are_restored() -> None:
     handler = signal.getsignal(signal.SIGALRM)
+    outer, _ = signal.getitimer(signal.ITIMER_REAL)  # pytest-timeout may own one
     Interpreter(limits=Limits(wall_time_s=0.2)).run("while True:\n    pass")
     assert signal.getsignal(signal.SIGALRM) is handler
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    left, _ = signal.getitimer(signal.ITIMER_REAL)
+    if outer == 0:
+        assert left == 0
+    else:
+        assert 0 < left <= outer  # the outer timer is given back, minus the time used
 
 
 def test_hostile_repr_does_not_hang_state() -> None:
     interp = Interpreter(limits=Limits(wall_time_s=0.5))
-    res = interp.run("class Slow:\n    def __repr__(self):\n        while True: pass\ns = Slow()\nn = 1")
+    res = interp.run(
+        "class Slow:\n    def __repr__(self):\n        while True: pass\ns = Slow()\nn = 1"
+    )
     assert res.verdict is Verdict.OK
     st = {v.name: v for v in res.state}
     assert st["s"].repr == "<Slow object>" and st["n"].json == 1

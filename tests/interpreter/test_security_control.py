@@ -9,6 +9,7 @@ hang `run()` (the per-test pytest timeout turns a hang into a failure).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -18,6 +19,19 @@ from executor.interpreter.result import Result
 from tests.interpreter.conftest import DENIED, Canary, MakeInterp, assert_refused, verdict_of
 
 SHORT = Limits(wall_time_s=0.5)
+
+# Liveness, not speed: a run with a 0.5 s or 2 s limit that has not returned after
+# this long is hung. Measured here because a pytest timeout that fires inside a
+# hung run() could be caught by the interpreter and turned into a normal result.
+HANG_S = 15.0
+
+
+def timed_run(interp: Interpreter, code: str) -> Result:
+    start = time.monotonic()
+    res = interp.run(code)
+    elapsed = time.monotonic() - start
+    assert elapsed < HANG_S, f"run() took {elapsed:.1f}s: hung past its wall-clock limit"
+    return res
 
 
 @dataclass(frozen=True)
@@ -107,7 +121,7 @@ FINAL_ANSWER_CASES = [
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("case", FINAL_ANSWER_CASES, ids=lambda c: c.id)
 def test_final_answer_not_swallowable(make_interp: MakeInterp, case: Case) -> None:
-    res = make_interp().run(case.code)
+    res = timed_run(make_interp(), case.code)
     assert "AFTER" not in res.stdout and "CAUGHT" not in res.stdout, res.stdout
     if case.may_deny and verdict_of(res) is Verdict.POLICY_DENIED:
         assert not res.is_final_answer
@@ -167,12 +181,12 @@ TIMEOUT_CASES = [
 @pytest.mark.parametrize("case", TIMEOUT_CASES, ids=lambda c: c.id)
 def test_timeout_not_swallowable(make_interp: MakeInterp, case: Case) -> None:
     interp = make_interp(limits=SHORT)
-    assert verdict_of(interp.run("keep = 41")) is Verdict.OK
-    res = interp.run(case.code)
+    assert verdict_of(timed_run(interp, "keep = 41")) is Verdict.OK
+    res = timed_run(interp, case.code)
     assert "AFTER" not in res.stdout and "CAUGHT" not in res.stdout, res.stdout
     if not (case.may_deny and verdict_of(res) is Verdict.POLICY_DENIED):
         assert verdict_of(res) is Verdict.TIMEOUT, f"{res.verdict}: {res.error}"
-    after = interp.run("keep + 1")
+    after = timed_run(interp, "keep + 1")
     assert verdict_of(after) is Verdict.OK, after.error
     assert after.value is not None and after.value.repr == "42"
 
@@ -180,9 +194,9 @@ def test_timeout_not_swallowable(make_interp: MakeInterp, case: Case) -> None:
 @pytest.mark.timeout(30)
 def test_state_before_timeout_in_same_snippet_is_kept(make_interp: MakeInterp) -> None:
     interp = make_interp(limits=SHORT)
-    res = interp.run("before = 'set'\nwhile True:\n    pass")
+    res = timed_run(interp, "before = 'set'\nwhile True:\n    pass")
     assert verdict_of(res) is Verdict.TIMEOUT
-    after = interp.run("before")
+    after = timed_run(interp, "before")
     assert after.value is not None and after.value.repr == "'set'"
 
 
@@ -353,35 +367,36 @@ def _bounded(res: Result, limits: Limits) -> None:
     assert size <= limits.output_bytes + 256 * 1024, f"result is {size} bytes"
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(30)
 @pytest.mark.parametrize("case", HOSTILE_CASES, ids=lambda c: c.id)
 def test_hostile_objects_do_not_hang_or_break_host(make_interp: MakeInterp, case: Case) -> None:
     interp = make_interp(limits=SHORT)
-    res = interp.run(case.code)  # must return
+    res = timed_run(interp, case.code)  # must return
     assert verdict_of(res) in ACCEPTABLE_HOSTILE, f"{res.verdict}: {res.error}"
     _bounded(res, SHORT)
     if res.error is not None:
         assert len(res.error.message) <= 64 * 1024
     # The session still works, and reporting state again (with the hostile object
     # still in it) neither hangs nor fails.
-    after = interp.run("ok_marker = 1 + 1\nok_marker")
+    after = timed_run(interp, "ok_marker = 1 + 1\nok_marker")
     assert verdict_of(after) is Verdict.OK, f"{after.verdict}: {after.error}"
     assert after.value is not None and after.value.repr == "2"
     _bounded(after, SHORT)
     assert any(v.name == "ok_marker" for v in after.state)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(30)
 def test_generator_finalizer_runs_under_limits(make_interp: MakeInterp) -> None:
     """A generator whose `finally` loops, dropped in a later snippet, cannot hang the host."""
     interp = make_interp(limits=SHORT)
-    res = interp.run(
-        "def g():\n    try:\n        yield 1\n    finally:\n        while True:\n            pass\nx = g()\nnext(x)"
+    res = timed_run(
+        interp,
+        "def g():\n    try:\n        yield 1\n    finally:\n        while True:\n            pass\nx = g()\nnext(x)",
     )
     assert verdict_of(res) is Verdict.OK, res.error
-    res = interp.run("x = 0")  # drops the last reference: the finally runs now
+    res = timed_run(interp, "x = 0")  # drops the last reference: the finally runs now
     assert verdict_of(res) in {Verdict.OK, Verdict.TIMEOUT}
-    after = interp.run("1 + 1")
+    after = timed_run(interp, "1 + 1")
     assert verdict_of(after) is Verdict.OK
     assert after.value is not None and after.value.repr == "2"
 
@@ -411,9 +426,9 @@ def test_generator_finalizer_runs_under_limits(make_interp: MakeInterp) -> None:
 def test_shadowed_builtins_not_used_by_host(make_interp: MakeInterp, shadow: str) -> None:
     """The interpreter builds reprs, JSON and state with its own builtins, not the snippet's."""
     interp = make_interp(limits=SHORT)
-    first = interp.run(shadow)
+    first = timed_run(interp, shadow)
     assert verdict_of(first) in {Verdict.OK, Verdict.POLICY_DENIED}, first.error
-    res = interp.run("x = 5\ny = [1, {'a': 'b'}]\nx")
+    res = timed_run(interp, "x = 5\ny = [1, {'a': 'b'}]\nx")
     assert verdict_of(res) is Verdict.OK, f"{res.verdict}: {res.error}"
     assert res.value is not None and res.value.repr == "5" and res.value.type == "int"
     by_name = {v.name: v for v in res.state}
@@ -426,16 +441,19 @@ def test_shadowed_builtins_not_used_by_host(make_interp: MakeInterp, shadow: str
 def test_module_replacement_not_used_by_host(make_interp: MakeInterp) -> None:
     """Replacing functions of authorized modules (json, copy, reprlib-like helpers) plants nothing."""
     interp = make_interp(limits=SHORT)
-    interp.run(
+    timed_run(
+        interp,
         "import json, copy, functools, itertools\n"
         "def trap(*a, **k):\n    while True:\n        pass\n"
         "json.dumps = trap\njson.JSONEncoder = trap\ncopy.deepcopy = trap\ncopy.copy = trap\n"
-        "functools.reduce = trap\nitertools.islice = trap"
+        "functools.reduce = trap\nitertools.islice = trap",
     )
-    res = interp.run("z = {'k': [1, 2]}\nz")
+    res = timed_run(interp, "z = {'k': [1, 2]}\nz")
     assert verdict_of(res) is Verdict.OK, f"{res.verdict}: {res.error}"
     assert res.value is not None and res.value.has_json and res.value.json == {"k": [1, 2]}
-    fresh = Interpreter(limits=SHORT).run("import json, copy\njson.dumps(copy.deepcopy([1]))")
+    fresh = timed_run(
+        Interpreter(limits=SHORT), "import json, copy\njson.dumps(copy.deepcopy([1]))"
+    )
     assert fresh.value is not None and fresh.value.repr == "'[1]'"
 
 
@@ -449,12 +467,13 @@ def test_tool_result_values_with_hostile_args(make_interp: MakeInterp, canary: C
         return "ok"
 
     interp = make_interp(limits=SHORT, tools={"echo": echo})
-    res = interp.run(
+    res = timed_run(
+        interp,
         "class B:\n    def __repr__(self):\n"
         + LOOPS
         + "    def __eq__(self, o):\n"
         + LOOPS
-        + "echo(B())"
+        + "echo(B())",
     )
     assert verdict_of(res) is Verdict.OK, res.error
     assert res.value is not None and res.value.repr == "'ok'"

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks that print ratios against a baseline measured in the same run."""
