@@ -28,7 +28,8 @@ test: install image lint typecheck pytest  ## the whole suite: lint, types, unit
 serve: image  ## run the daemon on 127.0.0.1:50051
 	$(PYTHON) -m executor.cli serve
 
-run: serve
+run: image  ## the main job: start the daemon, show `corral exec` and `corral demo` against it
+	PYTHON=$(PYTHON) scripts/run.sh
 
 fuzz: image  ## long fuzz run against a fresh daemon (report under fuzz-report/)
 	$(PYTHON) -m executor.cli fuzz --count 5000 --budget 1800

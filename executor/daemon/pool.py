@@ -37,6 +37,7 @@ from executor.limits import SessionLimits
 log = logging.getLogger("corral.daemon.pool")
 
 FAILURE_BACKOFF_S = 1.0  # pause after a failed start, so a broken image cannot spin the CPU
+REFILL_DELAY_S = 0.05  # after a warm container is taken, refill starts this much later
 MEMORY_RECHECK_S = 1.0  # how often refill re-reads host memory while below the floor
 
 
@@ -201,7 +202,9 @@ class Pool:
                         await asyncio.wait_for(self._cond.wait(), remaining)
                 sandbox = self._warm.popleft()
                 self._in_use.add(sandbox)
-                self._cond.notify_all()  # refill
+                # Refill a moment later: a container start is Docker API work in a
+                # thread that would compete with this open's init for the GIL.
+                asyncio.get_running_loop().call_later(REFILL_DELAY_S, self._poke)
                 return sandbox
             finally:
                 self._waiting -= 1
@@ -218,8 +221,13 @@ class Pool:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._cond.wait(), min(remaining, MEMORY_RECHECK_S))
             self._reserved += 1
+        start = asyncio.ensure_future(asyncio.to_thread(self._start_fn, limits))
         try:
-            sandbox = await asyncio.to_thread(self._start_fn, limits)
+            sandbox = await asyncio.shield(start)
+        except asyncio.CancelledError:
+            # The opener went away; the start finishes in its thread: destroy what it made.
+            start.add_done_callback(self._destroy_orphan)
+            raise
         except Exception as exc:
             self.metrics.containers_failed.inc()
             raise PoolExhausted(
@@ -344,6 +352,21 @@ class Pool:
     async def _destroy_now(self, sandbox: Any) -> None:
         await asyncio.to_thread(_quiet_destroy, sandbox)
         self.metrics.containers_destroyed.inc()
+
+    def _poke(self) -> None:
+        """Wake the refill loop (from a plain callback)."""
+        if not self._closed:
+            self._spawn(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    def _destroy_orphan(self, start: asyncio.Future[Any]) -> None:
+        if not start.cancelled() and start.exception() is None:
+            self.metrics.containers_created.inc()
+            self._destroying += 1
+            self._spawn(self._destroy_counted(start.result()))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -59,9 +59,11 @@ MAX_LABELS = 64
 MAX_PATH_CHARS = 1024
 CLOSED_MEMORY = 10_000  # recently closed ids remembered, so CloseSession stays idempotent
 OPEN_ATTEMPTS = 3  # a warm container found dead at init is replaced this many times
+FIRST_REQUEST_TIMEOUT_S = 30.0  # an Execute stream must send its ExecuteStart this soon
 TOOL_MARGIN_S = 0.25  # the daemon gives up on a tool answer this much before the runner
 
 T = TypeVar("T")
+_QUIET_VERDICTS = frozenset((pb.VERDICT_OK, pb.VERDICT_ERROR, pb.VERDICT_SYNTAX_ERROR))
 
 
 def _sandbox_errors() -> tuple[type[BaseException], ...]:
@@ -184,7 +186,10 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             try:
                 await sandbox.init_async(**init, timeout=CALL_TIMEOUT_S)
                 break
-            except _sandbox_errors() as exc:
+            except BaseException as exc:
+                if not isinstance(exc, _sandbox_errors()):
+                    self.pool.release(sandbox)  # cancelled or a bug: never leak the container
+                    raise
                 await self.pool.destroy(sandbox)
                 if _is_refusal(exc):
                     raise InvalidArgument(f"the sandbox refused the session setup: {exc}") from exc
@@ -338,9 +343,15 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             if not self.accepting:
                 raise ShuttingDown("the daemon is shutting down; no new snippets")
             try:
-                first = await anext(aiter(request_iterator))
+                first = await asyncio.wait_for(
+                    anext(aiter(request_iterator)), FIRST_REQUEST_TIMEOUT_S
+                )
             except StopAsyncIteration:
                 raise InvalidArgument("the Execute stream ended before ExecuteStart") from None
+            except TimeoutError:
+                raise InvalidArgument(
+                    f"no ExecuteStart within {FIRST_REQUEST_TIMEOUT_S:g} s of opening Execute"
+                ) from None
             if first.WhichOneof("kind") != "start":
                 raise InvalidArgument("the first Execute request must carry ExecuteStart")
             start = first.start
@@ -453,7 +464,10 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         self.metrics.execute_latency.observe(time.perf_counter() - t0)
         if result.session_lost:
             await self.end_session(session, f"lost: {verdict_name}")
-        log.info(
+        # Every snippet at DEBUG; at INFO only the ones that did not simply run.
+        level = logging.DEBUG if result.verdict in _QUIET_VERDICTS else logging.INFO
+        log.log(
+            level,
             "snippet done",
             extra={"session_id": session.id, "verdict": verdict_name, "lost": result.session_lost},
         )

@@ -19,9 +19,9 @@ import asyncio
 import contextlib
 import json
 import os
-import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -137,50 +137,68 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class DaemonProcess:
-    """`python -m executor.cli serve FLAGS` with its JSON log lines parsed from stderr.
+    """`python -m executor.cli serve FLAGS` with its JSON log lines read back.
 
-    `start()` waits for the "listening" and "ready" log lines and sets `target`.
+    The daemon logs to a temporary file, not a pipe: nothing in the calling
+    process has to wake up per log line (which would skew benchmarks), and a
+    chatty daemon can never block on a full pipe. `start()` waits for the
+    "listening" and "ready" records and sets `target`.
     """
 
     def __init__(self, *flags: str, env: dict[str, str] | None = None) -> None:
         base = {**os.environ, **(env or {})}
         base["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "executor.cli", "serve", "--log-format=json", *flags],
-            cwd=ROOT,
-            env=base,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[dict[str, Any] | str] = queue.Queue()
-        self.log: list[dict[str, Any] | str] = []
+        fd, path = tempfile.mkstemp(prefix="corrald-", suffix=".log")
+        self.log_path = Path(path)
+        with os.fdopen(fd, "w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "executor.cli", "serve", "--log-format=json", *flags],
+                cwd=ROOT,
+                env=base,
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+            )
+        self._records: list[dict[str, Any] | str] = []
+        self._offset = 0
+        self._cursor = 0  # wait_for consumes records in order
         self.target = ""
-        threading.Thread(target=self._read, daemon=True).start()
+
+    @property
+    def log(self) -> list[dict[str, Any] | str]:
+        """Every record logged so far (JSON objects; other lines as text)."""
+        self._read()
+        return self._records
 
     def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1  # whole lines only
+        self._offset += end
+        for raw in data[:end].decode("utf-8", "replace").splitlines():
             try:
-                item: dict[str, Any] | str = json.loads(line)
+                item: dict[str, Any] | str = json.loads(raw)
             except ValueError:
-                item = line.rstrip("\n")
-            self.log.append(item)
-            self.lines.put(item)
+                item = raw
+            self._records.append(item)
 
     def wait_for(self, msg: str, timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
         """The next log record whose message is `msg` (AssertionError with the log tail)."""
         deadline = time.monotonic() + timeout
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or (self.proc.poll() is not None and self.lines.empty()):
-                raise AssertionError(f"daemon never logged {msg!r}; log tail: {self.log[-20:]}")
-            try:
-                item = self.lines.get(timeout=min(remaining, 0.5))
-            except queue.Empty:
-                continue
-            if isinstance(item, dict) and item.get("msg") == msg:
-                return item
+            exited = self.proc.poll() is not None
+            records = self.log
+            while self._cursor < len(records):
+                item = records[self._cursor]
+                self._cursor += 1
+                if isinstance(item, dict) and item.get("msg") == msg:
+                    return item
+            if exited or time.monotonic() > deadline:
+                raise AssertionError(f"daemon never logged {msg!r}; log tail: {records[-20:]}")
+            time.sleep(0.05)
 
     def start(self) -> DaemonProcess:
         self.target = self.wait_for("listening")["address"]
@@ -195,7 +213,10 @@ class DaemonProcess:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        return self.proc.wait(30)
+        code = self.proc.wait(30)
+        self._read()
+        self.log_path.unlink(missing_ok=True)
+        return code
 
     def __enter__(self) -> DaemonProcess:
         return self.start()

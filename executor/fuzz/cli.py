@@ -40,7 +40,11 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--target", help="address of a running daemon (default: start one)")
+    p.add_argument(
+        "--target",
+        help="address of a running daemon (default: start one). To check its environment "
+        f"canary, export the same {CANARY_ENV}=<secret> to that daemon and to this command",
+    )
     p.add_argument(
         "--token", default=os.environ.get("CORRAL_TOKEN"), help="bearer token (env CORRAL_TOKEN)"
     )

@@ -119,7 +119,10 @@ class Program:
 
 def _step(rng: random.Random, expr: str, attr: str) -> str:
     style = rng.choice(
-        ("dot", "dot", "getattr", "getattr_built", "attrgetter", "format", "map", "vars")
+        (
+            *("dot", "dot", "getattr", "getattr_built", "attrgetter", "format", "map", "vars"),
+            *("format_map", "formatter", "methodcaller", "fstring"),
+        )
     )
     if style == "dot" and attr.isidentifier():
         return f"{expr}.{attr}"
@@ -134,13 +137,21 @@ def _step(rng: random.Random, expr: str, attr: str) -> str:
         return f"list(map(lambda o: getattr(o, {attr!r}), [{expr}]))[0]"
     if style == "vars":
         return f"vars({expr})[{attr!r}]"
+    if style == "format_map":
+        return f"'{{o.{attr}}}'.format_map({{'o': {expr}}})"
+    if style == "formatter":
+        return f"string.Formatter().get_field('0.{attr}', [{expr}], {{}})[0]"
+    if style == "methodcaller":
+        return f"operator.methodcaller('__getattribute__', {attr!r})({expr})"
+    if style == "fstring" and attr.isidentifier():
+        return f"f'{{{expr}.{attr}}}'"
     return f"getattr({expr}, {attr!r})"
 
 
 def program(rng: random.Random) -> Program:
     """One random escape attempt (before wrapping)."""
     setup, source = rng.choice(SOURCES)
-    lines = ["import operator"]
+    lines = ["import operator", "import string"]
     if setup:
         lines.append(setup.rstrip("\n"))
     lines.append(f"v0 = {source}")
@@ -159,7 +170,7 @@ def program(rng: random.Random) -> Program:
             attr = rng.choice(ALLOWED_ATTRS)
         names.append(attr)
         expr = _step(rng, f"v{i}", attr)
-        if rng.random() < 0.2:
+        if rng.random() < 0.2 and not expr.endswith("'"):
             expr = f"{expr}()"  # call what we reached (e.g. __subclasses__())
         if rng.random() < 0.15:
             expr = f"{expr}[0]"

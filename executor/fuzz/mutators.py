@@ -18,9 +18,13 @@ import copy
 import random
 from collections.abc import Callable
 
+from executor.fuzz.tools import TOOLBOX
+
 Mutator = Callable[[ast.Module, random.Random], ast.Module | None]
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
+# Names the sandbox itself gives meaning to: rebinding them is an attack to keep as is.
+SANDBOX_NAMES = frozenset({"final_answer", *TOOLBOX})
 _WORDS = ("val", "obj", "tmp", "item", "node", "acc", "res", "cur", "thing", "data", "elem")
 
 
@@ -77,8 +81,24 @@ def _has_toplevel_only(tree: ast.Module) -> bool:
 # -- renaming --------------------------------------------------------------------------
 
 
+def _method_names(tree: ast.AST) -> set[str]:
+    """Functions defined directly in a class body: their names are a protocol (get_value...)."""
+    return {
+        item.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for item in node.body
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
 def rename_variables(tree: ast.Module, rng: random.Random) -> ast.Module | None:
-    """Rename every name the snippet binds itself (variables, functions, classes, args)."""
+    """Rename every name the snippet binds itself (variables, functions, classes, args).
+
+    Never renamed: names starting with '_' and builtins (rebinding them is the
+    attack), names the sandbox gives meaning to (final_answer, tools), and
+    method names (overriding a base-class method is the attack).
+    """
     bound: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
@@ -88,7 +108,8 @@ def rename_variables(tree: ast.Module, rng: random.Random) -> ast.Module | None:
         elif isinstance(node, ast.FunctionDef | ast.ClassDef | ast.ExceptHandler) and node.name:
             bound.add(node.name)
     # Names starting with '_' are the attack itself (guard shadowing); builtins rebinding too.
-    bound = {n for n in bound if not n.startswith("_") and n not in _BUILTIN_NAMES}
+    keep = _BUILTIN_NAMES | SANDBOX_NAMES | _method_names(tree)
+    bound = {n for n in bound if not n.startswith("_") and n not in keep}
     if not bound:
         return None
     taken = _all_names(tree)

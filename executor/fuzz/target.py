@@ -119,7 +119,8 @@ class Target:
                 executor_pb2.GetStatsRequest(), timeout=timeout, metadata=self.metadata
             )
         except grpc.RpcError as exc:
-            raise TargetError(f"GetStats failed: {exc.details()}", exc.code().name) from exc
+            code = exc.code().name
+            raise TargetError(f"GetStats failed ({code}): {exc.details()}", code) from exc
         return {
             f: getattr(resp, f)
             for f in (
@@ -166,7 +167,8 @@ class Target:
         try:
             resp = self.stub.OpenSession(req, timeout=timeout, metadata=self.metadata)
         except grpc.RpcError as exc:
-            raise TargetError(f"OpenSession failed: {exc.details()}", exc.code().name) from exc
+            code = exc.code().name
+            raise TargetError(f"OpenSession failed ({code}): {exc.details()}", code) from exc
         wall_ms = resp.limits.wall_time_ms or 10_000
         return Session(self, resp.session_id, wall_ms=wall_ms)
 

@@ -198,8 +198,12 @@ def _too_big(what: str, bits: float, limit: int) -> ResourceLimit:
     )
 
 
-def make_size_guards(int_bits: int) -> dict[str, Callable[..., Any]]:
-    """The `**` and `<<` guards for one interpreter (its Limits.int_bits)."""
+def make_size_guards(limit: list[int]) -> dict[str, Callable[..., Any]]:
+    """The `**` and `<<` guards for one interpreter.
+
+    `limit[0]` is the interpreter's current Limits.int_bits (a cell, so the
+    runner can change limits per snippet).
+    """
 
     def pow_bits(a: Any, b: Any) -> float:
         if isinstance(b, int) and b > 1:
@@ -213,14 +217,14 @@ def make_size_guards(int_bits: int) -> dict[str, Callable[..., Any]]:
 
     def guarded_pow(a: Any, b: Any) -> Any:
         bits = pow_bits(a, b)
-        if bits > int_bits:
-            raise _too_big("This '**'", bits, int_bits)
+        if bits > limit[0]:
+            raise _too_big("This '**'", bits, limit[0])
         return a**b
 
     def guarded_ipow(a: Any, b: Any) -> Any:
         bits = pow_bits(a, b)
-        if bits > int_bits:
-            raise _too_big("This '**='", bits, int_bits)
+        if bits > limit[0]:
+            raise _too_big("This '**='", bits, limit[0])
         a **= b
         return a
 
@@ -231,14 +235,14 @@ def make_size_guards(int_bits: int) -> dict[str, Callable[..., Any]]:
 
     def guarded_lshift(a: Any, b: Any) -> Any:
         bits = shift_bits(a, b)
-        if bits > int_bits:
-            raise _too_big("This '<<'", bits, int_bits)
+        if bits > limit[0]:
+            raise _too_big("This '<<'", bits, limit[0])
         return a << b
 
     def guarded_ilshift(a: Any, b: Any) -> Any:
         bits = shift_bits(a, b)
-        if bits > int_bits:
-            raise _too_big("This '<<='", bits, int_bits)
+        if bits > limit[0]:
+            raise _too_big("This '<<='", bits, limit[0])
         a <<= b
         return a
 

@@ -62,6 +62,7 @@ from .summary import describe, describe_by_type, variable
 
 FINAL_ANSWER = "final_answer"
 SUMMARY_TIME_S = 2.0  # most time spent describing value/state after a run, seconds
+RELEASE_TIME_S = 0.5  # most time finalizers of released snippet objects may take, seconds
 PER_ITEM_S = 0.25  # most time one value's repr may take, seconds
 RECURSION_MARGIN = 30  # frames the interpreter itself uses inside the window
 MESSAGE_CHARS = 2000  # longest error message kept
@@ -151,6 +152,7 @@ class Interpreter:
         unsafe_allow_never_imports: bool = False,
         capture_sys_stdout: bool = True,
     ) -> None:
+        self._int_bits = [0]
         self.limits = limits or Limits()
         self.print_callback = print_callback
         self.capture_sys_stdout = capture_sys_stdout
@@ -159,7 +161,7 @@ class Interpreter:
         )
         self._writable_types: set[type] = set(_WRITABLE_HOST_TYPES)
         self._write = make_write_guard(self._writable_types, self.rules.extra_packages)
-        size = make_size_guards(self.limits.int_bits)
+        size = make_size_guards(self._int_bits)
         self._importer = Importer(self.rules, size)
         self._output: _Output | None = None
         self._value: Any = _NOTHING
@@ -197,6 +199,16 @@ class Interpreter:
 
     # ------------------------------------------------------------ public API
 
+    @property
+    def limits(self) -> Limits:
+        """The limits the next run uses (assignable between runs)."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        self._limits = limits
+        self._int_bits[0] = limits.int_bits
+
     def run(self, code: str | bytes) -> Result:
         """Run one snippet; never raises, always returns a Result."""
         try:
@@ -213,7 +225,26 @@ class Interpreter:
         """Add or replace variables in the namespace (names are validated)."""
         for name in variables:
             self._check_variable_name(name)
+        replaced = [self.globals.get(name) for name in variables]
         self.globals.update(variables)
+        self._release(replaced)
+
+    def close(self) -> None:
+        """Drop the namespace, running any snippet finalizers under the limits.
+
+        Call it when a session ends; an Interpreter that is simply garbage
+        collected frees snippet objects (and runs their finalizers) with no
+        timeout around them.
+        """
+        held = list(self.globals.values())
+        for name in [n for n in self.globals if n not in ("__builtins__", "__name__")]:
+            del self.globals[name]
+        self._release(held)
+
+    def _release(self, held: list[Any]) -> None:
+        """Clear `held` (the caller's last references) inside a short guarded window."""
+        with self._environment():
+            _call_in_window(held.clear, RELEASE_TIME_S, "releasing snippet objects took too long")
 
     def state(self) -> list[Variable]:
         """Summary of the user's variables (same as Result.state)."""
@@ -288,7 +319,9 @@ class Interpreter:
 
         with self._environment():
             _, exc = _call_in_window(body, self.limits.wall_time_s, self._timeout_message())
-        return self._outcome(exc, lines)
+        box: list[Any] = [exc]
+        del exc  # the box holds the only reference; _outcome releases it in a window
+        return self._outcome(box, lines)
 
     def _timeout_message(self) -> str:
         return f"the snippet ran longer than the {self.limits.wall_time_s:g}s wall-clock limit"
@@ -393,8 +426,9 @@ class Interpreter:
 
     # ------------------------------------------------------------ outcome
 
-    def _outcome(self, exc: BaseException | None, lines: list[str]) -> Result:
+    def _outcome(self, box: list[Any], lines: list[str]) -> Result:
         output = self._output or _Output(0, None)
+        exc: BaseException | None = box.pop()
         verdict = Verdict.OK
         error_exc: BaseException | None = None
         final: Any = _NOTHING
@@ -414,13 +448,19 @@ class Interpreter:
             f = describer.value(final) if final is not _NOTHING else None
             e = self._error_info(error_exc, lines, describer) if error_exc is not None else None
             state = self._state_list(None, describer)
+        # Dropping the last reference to a snippet object can run snippet code
+        # (a generator's `finally`, an exception's frames): do it in a window.
+        is_final = final is not _NOTHING
+        held = [exc, value, final, error_exc]
+        del exc, value, final, error_exc
+        self._release(held)
         if verdict is Verdict.OK and output.truncated:
             verdict = Verdict.OUTPUT_TRUNCATED
         return Result(
             verdict=verdict,
             stdout=output.text(),
             value=v,
-            is_final_answer=final is not _NOTHING,
+            is_final_answer=is_final,
             final_answer=f,
             error=e,
             state=state,
@@ -553,6 +593,7 @@ def _is_int_str_limit(exc: BaseException) -> bool:
         and type(args[0]) is str
         and _INT_STR_MARK in args[0]
     )
+
 
 _PUBLIC_NAMES: dict[type[BaseException], str] = {
     TimeoutInterrupt: "TimeoutError",

@@ -83,8 +83,12 @@ def name_refusal(name: str) -> str | None:
 
 
 def _call(name: str, *args: ast.expr, like: ast.AST) -> ast.Call:
-    call = ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=list(args), keywords=[])
-    return ast.copy_location(call, like)
+    """`name(*args)` located at `like` (generated nodes carry locations: no fix-up pass)."""
+    func = ast.copy_location(ast.Name(id=name, ctx=ast.Load()), like)
+    for arg in args:
+        if getattr(arg, "lineno", None) is None:
+            ast.copy_location(arg, like)
+    return ast.copy_location(ast.Call(func=func, args=list(args), keywords=[]), like)
 
 
 def _is_small_int_literal(node: ast.expr, limit: int) -> bool:
@@ -123,7 +127,7 @@ class CorralPolicy(RestrictingNodeTransformer):
         """Dispatch to our own visitor; refuse node types we have not reviewed."""
         method = _VISITORS.get(type(node).__name__)
         line = getattr(node, "lineno", None)
-        if isinstance(line, int):
+        if line is not None:
             self._line = line
         if method is None:
             self.deny(node, f"{type(node).__name__} is not allowed in snippets")
@@ -134,8 +138,39 @@ class CorralPolicy(RestrictingNodeTransformer):
         self.deny(node, f"{type(node).__name__} is not allowed in snippets")
 
     def children(self, node: ast.AST) -> ast.AST:
-        """Visit (and possibly rewrite) every child through `visit`."""
-        return ast.NodeTransformer.generic_visit(self, node)
+        """Visit (and possibly rewrite) every child through `visit`.
+
+        Like ast.NodeTransformer.generic_visit, but faster on the common case
+        (visitors return the node unchanged) and without dispatching the
+        reviewed leaf types (contexts and operators): policy time is part of
+        every run.
+        """
+        visit = self.visit
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if type(value) is list:
+                changed = False
+                out: list[Any] = []
+                for item in value:
+                    if not isinstance(item, ast.AST) or type(item) in _LEAF_TYPES:
+                        out.append(item)
+                        continue
+                    new = visit(item)
+                    if new is not item:
+                        changed = True
+                        if new is None:
+                            continue
+                        if isinstance(new, list):
+                            out.extend(new)
+                            continue
+                    out.append(new)
+                if changed:
+                    value[:] = out
+            elif isinstance(value, ast.AST) and type(value) not in _LEAF_TYPES:
+                new = visit(value)
+                if new is not value:
+                    setattr(node, field, new)
+        return node
 
     def deny(self, node: ast.AST | None, message: str) -> NoReturn:
         line = getattr(node, "lineno", None) if node is not None else None
@@ -193,7 +228,6 @@ class CorralPolicy(RestrictingNodeTransformer):
         if node.body and isinstance(node.body[-1], ast.Expr):
             last = node.body[-1]
             last.value = _call(G_VALUE, last.value, like=last.value)
-        ast.fix_missing_locations(node)
         return node
 
     # ------------------------------------------------------------ literals
@@ -481,7 +515,7 @@ class CorralPolicy(RestrictingNodeTransformer):
                     ast.Delete(targets=[ast.Name(id=t, ctx=ast.Del()) for t in temps]), node
                 )
             )
-        return stmts
+        return [ast.fix_missing_locations(stmt) for stmt in stmts]
 
     def visit_Delete(self, node: ast.Delete) -> ast.AST:
         """Allow `del` (targets follow the binding and attribute rules)."""
@@ -720,6 +754,47 @@ class CorralPolicy(RestrictingNodeTransformer):
         """Allow `# type: ignore` markers (comments, no code)."""
         return node
 
+
+# Leaf node types with no children and nothing to check: expression contexts
+# and operators. Each has its own allowing visitor above (the review record);
+# `children` skips dispatching them for speed.
+_LEAF_TYPES: frozenset[type] = frozenset(
+    getattr(ast, name)
+    for name in [
+        "Load",
+        "Store",
+        "Del",
+        "And",
+        "Or",
+        "Add",
+        "Sub",
+        "Mult",
+        "MatMult",
+        "Div",
+        "Mod",
+        "Pow",
+        "LShift",
+        "RShift",
+        "BitOr",
+        "BitXor",
+        "BitAnd",
+        "FloorDiv",
+        "Invert",
+        "Not",
+        "UAdd",
+        "USub",
+        "Eq",
+        "NotEq",
+        "Lt",
+        "LtE",
+        "Gt",
+        "GtE",
+        "Is",
+        "IsNot",
+        "In",
+        "NotIn",
+    ]
+)
 
 _VISITORS: dict[str, Callable[[CorralPolicy, Any], Any]] = {
     name[len("visit_") :]: method

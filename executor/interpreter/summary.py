@@ -12,7 +12,7 @@ Standard library only: this module is copied into the sandbox image.
 
 from __future__ import annotations
 
-import math
+from itertools import islice
 from typing import Any
 
 from .errors import ControlFlow
@@ -20,6 +20,10 @@ from .result import Limits, Value, Variable
 
 _SCALARS = (int, float, complex, bool, type(None))
 _MAX_DEPTH = 20
+# Most elements (all levels together) a value may hold to get a JSON form. The
+# state is described after every run, so this bounds the cost of a big list
+# in the namespace to a fixed, small walk (it is then described by repr only).
+JSON_MAX_ITEMS = 1000
 
 
 def type_name(obj: Any) -> str:
@@ -74,6 +78,13 @@ def bounded_repr(obj: Any, limit: int) -> str:
                 text = text[:-1]  # drop the closing quote of a cut string
             emit(text)
             return
+        if (kind is list or kind is tuple or kind is dict) and len(x) > left[0] // 3:
+            # Long container: CPython's repr of a prefix long enough to fill the
+            # budget, when that prefix is plain JSON-shaped data (no snippet code).
+            k = left[0] // 3 + 1
+            prefix = dict(islice(x.items(), k)) if kind is dict else x[:k]
+            if to_json(prefix, 1 << 20)[0]:
+                emit(repr(prefix))
         if kind in (list, tuple, set, frozenset, dict):
             if depth > _MAX_DEPTH:
                 emit("...")
@@ -130,48 +141,83 @@ def other_repr(obj: Any, limit: int) -> str:
     return text[:limit]
 
 
-def to_json(obj: Any, max_bytes: int) -> tuple[bool, Any]:
-    """(True, value) when obj is exactly JSON-shaped and its JSON is under max_bytes."""
-    size = [0]
+_BIG_INT = 1 << 63
 
-    def add(n: int) -> None:
-        size[0] += n
-        if size[0] > max_bytes:
-            raise _Budget
+
+def to_json(obj: Any, max_bytes: int) -> tuple[bool, Any]:
+    """(True, value) when obj is exactly JSON-shaped and its JSON is under max_bytes.
+
+    Exact types only (a subclass could run code or lie about its contents),
+    finite floats, str dict keys, at most JSON_MAX_ITEMS elements in all.
+    Scalars inside containers take an inline fast path: the state is
+    described after every run, so this walk is on the hot path.
+    """
+    left = [max_bytes, JSON_MAX_ITEMS]
+
+    def scalar_size(x: Any, kind: type) -> int:
+        if kind is str:
+            return len(x) + 2
+        if kind is int:
+            if -_BIG_INT <= x < _BIG_INT:
+                return 12
+            if x.bit_length() > 512:
+                raise _Budget
+            return x.bit_length() // 3 + 2
+        if kind is float:
+            if x - x != 0:  # inf or nan
+                raise _Budget
+            return 24
+        if kind is bool or x is None:
+            return 5
+        raise _Budget
 
     def conv(x: Any, depth: int) -> Any:
-        if depth > _MAX_DEPTH:
-            raise _Budget
         kind = type(x)
-        if x is None or kind is bool:
-            add(5)
-            return x
-        if kind is int:
-            if x.bit_length() > 64 * 8:
-                raise _Budget
-            add(len(str(x)))
-            return x
-        if kind is float:
-            if not math.isfinite(x):
-                raise _Budget
-            add(24)
-            return x
-        if kind is str:
-            add(len(x) + 2)
-            return x
         if kind is list or kind is tuple:
-            add(2)
-            return [conv(v, depth + 1) for v in x]
+            if depth > _MAX_DEPTH:
+                raise _Budget
+            left[1] -= len(x)
+            if left[1] < 0:
+                raise _Budget
+            out = []
+            size = 2
+            for v in x:
+                t = type(v)
+                if t is str or t is int or t is float or t is bool or v is None:
+                    size += scalar_size(v, t) + 1
+                    out.append(v)
+                else:
+                    out.append(conv(v, depth + 1))
+            left[0] -= size
+            if left[0] < 0:
+                raise _Budget
+            return out
         if kind is dict:
-            add(2)
+            if depth > _MAX_DEPTH:
+                raise _Budget
+            left[1] -= len(x)
+            if left[1] < 0:
+                raise _Budget
             res = {}
+            size = 2
             for k, v in x.items():
                 if type(k) is not str:
                     raise _Budget
-                add(len(k) + 4)
-                res[k] = conv(v, depth + 1)
+                t = type(v)
+                if t is str or t is int or t is float or t is bool or v is None:
+                    size += scalar_size(v, t) + len(k) + 4
+                    res[k] = v
+                else:
+                    size += len(k) + 4
+                    res[k] = conv(v, depth + 1)
+            left[0] -= size
+            if left[0] < 0:
+                raise _Budget
             return res
-        raise _Budget
+        left[0] -= scalar_size(x, kind)
+        if left[0] < 0:
+            raise _Budget
+        return x
 
     try:
         return True, conv(obj, 0)
@@ -182,9 +228,16 @@ def to_json(obj: Any, max_bytes: int) -> tuple[bool, Any]:
 def describe(obj: Any, limits: Limits) -> Value:
     """A `Value` for a snippet object (call inside the guarded window)."""
     has_json, data = to_json(obj, limits.json_bytes)
+    if has_json:
+        # Exact builtins of bounded size: CPython's own repr runs no snippet code.
+        text = repr(obj)
+        if len(text) > limits.repr_chars:
+            text = text[: limits.repr_chars] + "..."
+    else:
+        text = bounded_repr(obj, limits.repr_chars)
     return Value(
         type=type_name(obj),
-        repr=bounded_repr(obj, limits.repr_chars),
+        repr=text,
         json=data,
         has_json=has_json,
     )

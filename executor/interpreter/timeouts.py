@@ -33,12 +33,14 @@ class _Alarm:
         self.seconds = seconds
         self.message = message
         self.active = False
+        self.fired = False
         self.old_handler: Any = None
         self.old_timer: tuple[float, float] = (0.0, 0.0)
         self.started = 0.0
 
     def fire(self, signum: int, frame: Any) -> None:
         if self.active:
+            self.fired = True
             raise TimeoutInterrupt(self.message)
 
     def start(self) -> None:
@@ -70,6 +72,7 @@ class _Watchdog:
         self.message = message
         self.target = threading.get_ident()
         self.active = False
+        self.fired = False
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.thread = threading.Thread(target=self.watch, name="corral-watchdog", daemon=True)
@@ -86,6 +89,7 @@ class _Watchdog:
             with self.lock:
                 if not self.active:
                     return
+                self.fired = True
                 self.inject(TimeoutInterrupt)
             if self.wake.wait(REARM_S):
                 return
@@ -125,7 +129,12 @@ def call_with_timeout(
     try:
         try:
             timer.start()
-            return fn(), None
+            result = fn()
+            if timer.fired:
+                # The deadline passed and the interrupt was swallowed on the way
+                # (e.g. by a finalizer, whose exceptions CPython ignores).
+                return None, TimeoutInterrupt(message)
+            return result, None
         except BaseException as exc:
             return None, _as_timeout(exc, message)
         finally:

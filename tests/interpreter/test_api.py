@@ -323,3 +323,39 @@ def test_run_works_off_the_main_thread_with_timeout() -> None:
     assert not t.is_alive()
     assert results[0].verdict is Verdict.TIMEOUT
     assert results[1].value is not None and results[1].value.json == 6
+
+
+# ---------------------------------------------------------------- corrald run
+
+
+def test_corrald_run_prints_output_value_and_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from executor.local import add_parser, run_command
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["run", "-c", "print('hi')\n6 * 7"])
+    assert run_command(args) == 0
+    out, err = capsys.readouterr()
+    assert out == "hi\n42\n" and "verdict: OK" in err
+
+    args = parser.parse_args(["run", "-c", "import os", "--json"])
+    assert run_command(args) == 1
+    out, _ = capsys.readouterr()
+    assert json.loads(out)["verdict"] == "POLICY_DENIED"
+
+
+def test_corrald_run_reads_a_file_and_takes_imports(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    from executor.cli import main
+
+    script = Path(str(tmp_path)) / "snippet.py"
+    script.write_text("import numpy\nfinal_answer(int(numpy.int64(5)))\n")
+    assert main(["run", str(script), "--imports", "numpy"]) == 0
+    assert "final answer: 5" in capsys.readouterr().out
+    assert main(["run", str(script)]) == 1  # numpy not authorized
+    assert main(["run", str(Path(str(tmp_path)) / "missing.py")]) == 2

@@ -74,7 +74,10 @@ def test_oversized_code_is_refused_before_parsing() -> None:
         "f" + "()" * 50_000,
         "a" + ".b" * 50_000,
         "x = 1" + " if 1 else 1" * 20_000,
-        "def f():\n" + "".join("    " * i + "if 1:\n" for i in range(1, 120)) + "    " * 120 + "pass",
+        "def f():\n"
+        + "".join("    " * i + "if 1:\n" for i in range(1, 120))
+        + "    " * 120
+        + "pass",
     ],
 )
 def test_deeply_nested_code_is_clean(code: str) -> None:
@@ -131,7 +134,12 @@ def test_random_bytes_never_escape(data: bytes) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("()[]{}:=+-*/%<>!.,'\"\\\n\t #abcx0123_@lambdaifor")), max_size=120))
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("()[]{}:=+-*/%<>!.,'\"\\\n\t #abcx0123_@lambdaifor")),
+        max_size=120,
+    )
+)
 def test_random_source_text_never_escapes(text: str) -> None:
     res = Interpreter(limits=Limits(wall_time_s=0.5)).run(text)
     assert res.verdict is not Verdict.INTERNAL, res

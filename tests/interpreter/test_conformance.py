@@ -1022,8 +1022,10 @@ def run_cpython(code: str) -> tuple[str, Any, BaseException | None]:
     """Plain CPython: exec in a fresh dict, REPL-style value of the last expression."""
     tree = ast.parse(code)
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+    tail = tree.body[-1] if tree.body else None
+    if isinstance(tail, ast.Expr):
+        tree.body.pop()
+        last = ast.Expression(tail.value)
     ns: dict[str, Any] = {"__name__": "__main__"}
     out = io.StringIO()
     value: Any = None

@@ -229,3 +229,59 @@ def test_cpu_limit_exceeded_surfaces_as_cpu_limit_and_keeps_state() -> None:
     assert res.verdict is Verdict.CPU_LIMIT, res
     assert "caught" not in res.stdout
     assert {v.name for v in res.state} >= {"before", "n"}
+
+
+# ---------------------------------------------------------------- memory
+
+
+def test_memory_error_is_memory_limit() -> None:
+    res = make().run("x = [0] * (10**15)")
+    assert res.verdict is Verdict.MEMORY_LIMIT, res
+    assert res.error is not None and res.error.type == "MemoryError"
+
+
+def test_limits_can_change_between_runs() -> None:
+    interp = make()
+    assert interp.run("e = 100\n2 ** e").ok
+    interp.limits = FAST.with_(int_bits=50, output_bytes=3)
+    assert interp.run("2 ** e").verdict is Verdict.MEMORY_LIMIT
+    assert interp.run("print('hello')").stdout == "hel"
+
+
+# ---------------------------------------------------------------- finalizers under limits
+
+LOOPING_GENERATOR = (
+    "def g():\n    try:\n        yield 1\n    finally:\n        while True:\n            pass\n"
+)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_finalizer_of_released_value_runs_under_a_timeout() -> None:
+    interp = Interpreter(limits=Limits(wall_time_s=0.5))
+    started = time.monotonic()
+    # The generator's only reference is the REPL value: the host drops it after the run.
+    res = interp.run(LOOPING_GENERATOR + "(lambda it: (next(it), it)[1])(g())")
+    assert res.verdict is Verdict.OK and res.value is not None
+    assert res.value.type == "generator"
+    assert time.monotonic() - started < 20  # returned: the finalizer was interrupted
+    assert interp.run("1 + 1").ok
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_rebinding_in_a_snippet_runs_finalizer_under_the_snippet_timeout() -> None:
+    interp = Interpreter(limits=Limits(wall_time_s=0.5))
+    assert interp.run(LOOPING_GENERATOR + "it = g()\nnext(it)").ok
+    res = interp.run("it = None\n5")
+    assert res.verdict is Verdict.TIMEOUT  # swallowed by the finalizer, still reported
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_set_variables_and_close_release_under_a_timeout() -> None:
+    interp = Interpreter(limits=Limits(wall_time_s=0.5))
+    interp.run(LOOPING_GENERATOR + "a = g()\nnext(a)\nb = g()\nnext(b)")
+    started = time.monotonic()
+    interp.set_variables({"a": 1})
+    interp.close()
+    assert time.monotonic() - started < 20
+    assert interp.state() == []
+    assert interp.run("1 + 1").ok  # a closed interpreter is just empty
