@@ -76,31 +76,38 @@ def daemon_flags(image: str, instance: str, warm: int, max_containers: int) -> l
     ]
 
 
-def _wait_warm(stub: pb_grpc.ExecutorStub, at_least: int, timeout: float = 120) -> None:
-    """Until the pool is full and quiet: no container start competes with the sample.
+def _wait_warm(
+    stub: pb_grpc.ExecutorStub, at_least: int, destroyed: int = 0, timeout: float = 120
+) -> None:
+    """Until the pool is full and quiet: no container start or destroy competes.
 
-    The baselines are measured on an idle engine, so the daemon's are too; the
-    background refill cost shows up in (c), where it belongs.
+    The baselines are measured on an idle engine, so the daemon's samples are
+    too; the background refill cost shows up in (c), where it belongs.
     """
     deadline = time.monotonic() + timeout
     while True:
         stats = stub.GetStats(pb.GetStatsRequest())
-        if stats.warm >= at_least and stats.starting == 0:
-            break
+        if (
+            stats.warm >= at_least
+            and stats.starting == 0
+            and stats.containers_destroyed >= destroyed
+        ):
+            return
         if time.monotonic() > deadline:
             raise RuntimeError("the pool did not refill in time")
-        time.sleep(0.05)
-    time.sleep(0.3)  # let the destroys of closed sessions finish
+        time.sleep(0.02)
 
 
 def bench_open(stub: pb_grpc.ExecutorStub, samples: int) -> list[float]:
     out = []
+    destroyed = 0
     for _ in range(samples):
-        _wait_warm(stub, WARM)
+        _wait_warm(stub, WARM, destroyed)
         t = time.perf_counter()
         sid = stub.OpenSession(pb.OpenSessionRequest()).session_id
         out.append(time.perf_counter() - t)
         stub.CloseSession(pb.CloseSessionRequest(session_id=sid))
+        destroyed = stub.GetStats(pb.GetStatsRequest()).containers_destroyed + 1
     return out
 
 

@@ -36,6 +36,7 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("daemon", "benchmarks.daemon"),
 )
 QUICK_KWARGS: dict[str, dict[str, Any]] = {
+    "interpreter": {"repeat": 3, "smolagents_repeat": 1},
     "container": {"rounds": 100, "exec_rounds": 8, "start_rounds": 4},
     "daemon": {
         "open_samples": 10,
@@ -126,7 +127,7 @@ def latency_rows(
 
 def ratio_rows(all_results: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
     """Every ratio, speedup, geomean and target verdict found, as (path, value)."""
-    keys = ("ratio", "speedup", "geomean", "over", "target", "faster", "slower")
+    keys = ("ratio", "speedup", "geomean", "over", "target", "faster", "slower", "pass")
     rows: list[tuple[str, str]] = []
 
     def walk(prefix: str, node: Any) -> None:
@@ -159,7 +160,9 @@ def interpreter_series(res: Mapping[str, Any]) -> dict[str, dict[str, float]]:
             items = list(cand.items())
         elif isinstance(cand, list):
             items = [
-                (str(r.get("name", i)), r) for i, r in enumerate(cand) if isinstance(r, Mapping)
+                (str(r.get("name", r.get("snippet", i))), r)
+                for i, r in enumerate(cand)
+                if isinstance(r, Mapping)
             ]
         else:
             continue
@@ -170,6 +173,9 @@ def interpreter_series(res: Mapping[str, Any]) -> dict[str, dict[str, float]]:
                     for k, v in row.items()
                     if isinstance(v, int | float) and not isinstance(v, bool)
                 }
+                times = {k: v for k, v in nums.items() if k.endswith("_s")}
+                if len(times) >= 2:
+                    nums = times  # seconds only: ratios in the same row are another unit
                 if len(nums) >= 2:
                     series[str(name)] = nums
         if series:
@@ -324,7 +330,10 @@ def plot_interpreter(series: Mapping[str, Mapping[str, float]], path: Path) -> b
 
 
 def render(
-    runs: Mapping[str, Mapping[str, Any]], plots: Mapping[str, str], meta: Mapping[str, Any]
+    runs: Mapping[str, Mapping[str, Any]],
+    plots: Mapping[str, str],
+    meta: Mapping[str, Any],
+    sweep: Mapping[str, Any] | None = None,
 ) -> str:
     ok = {n: r["results"] for n, r in runs.items() if r.get("status") == "ok"}
     lines = [
@@ -367,6 +376,15 @@ def render(
             lines.append(
                 f"| {name} | " + " | ".join(f"{row.get(w, float('nan')):.4g}" for w in ways) + " |"
             )
+    if sweep and sweep.get("points"):
+        lines += [
+            "",
+            "## Throughput against concurrency (open, one snippet, close)",
+            "",
+            "| clients | sessions/s |",
+            "|---:|---:|",
+        ]
+        lines += [f"| {p['clients']} | {p['per_s']:.2f} |" for p in sweep["points"]]
     if plots:
         lines += ["", "## Plots", ""]
         for title, file in plots.items():
@@ -392,7 +410,7 @@ def write_report(
     if plot_interpreter(interpreter_series(ok.get("interpreter", {})), out / "interpreter.png"):
         plots["Interpreter per snippet"] = "interpreter.png"
     if sweep:
-        runs = {**runs, "concurrency sweep": {"status": "ok", "results": {"sweep": sweep}}}
+        runs = {**runs, "concurrency sweep": {"status": "ok", "results": {}}}
     meta = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": platform.platform(),
@@ -400,7 +418,7 @@ def write_report(
         "python": platform.python_version(),
     }
     path = out / "REPORT.md"
-    path.write_text(render(runs, plots, meta), encoding="utf-8")
+    path.write_text(render(runs, plots, meta, sweep), encoding="utf-8")
     return path
 
 
@@ -437,10 +455,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"  {name}: {runs[name]['status']}: {runs[name].get('error')}", flush=True)
     sweep = None
+    saved_sweep = args.out / "sweep.json"
+    if args.from_json and saved_sweep.exists():
+        sweep = json.loads(saved_sweep.read_text())
     if args.sweep:
         try:
             sweep = concurrency_sweep([int(x) for x in args.sweep.split(",")], args.sweep_seconds)
-            (args.out / "sweep.json").write_text(json.dumps(sweep, indent=2) + "\n")
+            saved_sweep.write_text(json.dumps(sweep, indent=2) + "\n")
         except Exception as exc:  # the sweep is optional: report, keep the rest
             print(f"concurrency sweep failed: {exc}", flush=True)
     path = write_report(runs, args.out, sweep)

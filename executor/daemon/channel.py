@@ -90,7 +90,8 @@ class AsyncSandbox(Sandbox):
                 try:
                     data = sock.recv(READ_CHUNK)
                 except BlockingIOError:
-                    data = await asyncio.wait_for(loop.sock_recv(sock, READ_CHUNK), remaining)
+                    async with asyncio.timeout(remaining):  # no extra task, unlike wait_for
+                        data = await loop.sock_recv(sock, READ_CHUNK)
             except TimeoutError:
                 continue
             except OSError as exc:

@@ -100,16 +100,22 @@ class Daemon:
             max_workers=2 * cfg.pool_max + 16, thread_name_prefix="corral-io"
         )
         loop.set_default_executor(self._executor)
-        if self._docker is None:
-            import docker
+        try:
+            if self._docker is None:
+                import docker
 
-            self._docker = await asyncio.to_thread(
-                docker.from_env, max_pool_size=2 * cfg.pool_max + 16
-            )
-        if not self.image:
-            from executor.sandbox.image import ensure_image
+                self._docker = await asyncio.to_thread(
+                    docker.from_env, max_pool_size=2 * cfg.pool_max + 16
+                )
+                await asyncio.to_thread(self._docker.ping)
+            if not self.image:
+                from executor.sandbox.image import ensure_image
 
-            self.image = await asyncio.to_thread(ensure_image, client=self._docker)
+                self.image = await asyncio.to_thread(ensure_image, client=self._docker)
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot prepare Docker or the sandbox image: {exc}; run `corrald doctor`"
+            ) from exc
         removed = await asyncio.to_thread(reconcile, self._docker, self.instance_id)
         self.removed_at_start = removed
 

@@ -57,6 +57,8 @@ MAX_TOOLS = 256
 MAX_IMPORTS = 256
 MAX_LABELS = 64
 MAX_PATH_CHARS = 1024
+MAX_NAME_CHARS = 200
+MAX_TOOL_ERROR_CHARS = 64 << 10
 CLOSED_MEMORY = 10_000  # recently closed ids remembered, so CloseSession stays idempotent
 OPEN_ATTEMPTS = 3  # a warm container found dead at init is replaced this many times
 FIRST_REQUEST_TIMEOUT_S = 30.0  # an Execute stream must send its ExecuteStart this soon
@@ -343,9 +345,8 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             if not self.accepting:
                 raise ShuttingDown("the daemon is shutting down; no new snippets")
             try:
-                first = await asyncio.wait_for(
-                    anext(aiter(request_iterator)), FIRST_REQUEST_TIMEOUT_S
-                )
+                async with asyncio.timeout(FIRST_REQUEST_TIMEOUT_S):
+                    first = await anext(aiter(request_iterator))
             except StopAsyncIteration:
                 raise InvalidArgument("the Execute stream ended before ExecuteStart") from None
             except TimeoutError:
@@ -417,7 +418,8 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             # runner never receives an answer to a call it already gave up on.
             wait = max(0.0, tool_timeout_s - min(TOOL_MARGIN_S, tool_timeout_s / 10))
             try:
-                return await asyncio.wait_for(fut, wait)
+                async with asyncio.timeout(wait):
+                    return await fut
             except TimeoutError:
                 return {
                     "ok": False,
@@ -522,7 +524,10 @@ def _tool_reply(tr: pb.ToolResult) -> dict[str, Any]:
     if not tr.ok:
         return {
             "ok": False,
-            "error": {"type": tr.error_type or "Exception", "message": tr.error_message},
+            "error": {
+                "type": tr.error_type[:MAX_NAME_CHARS] or "Exception",
+                "message": tr.error_message[:MAX_TOOL_ERROR_CHARS],
+            },
         }
     try:
         value = json.loads(tr.value_json) if tr.value_json else None

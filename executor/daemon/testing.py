@@ -219,7 +219,11 @@ class DaemonProcess:
         return code
 
     def __enter__(self) -> DaemonProcess:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop(timeout=10)  # never leave a half-started daemon (and its pool) behind
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

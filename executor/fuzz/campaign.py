@@ -50,7 +50,10 @@ class CampaignConfig:
     hard_grace_s: float = 2.0  # the daemon's hard-timeout grace (wall + grace: container killed)
     hang_slack_s: float = 30.0  # extra client-side wait before a run counts as a hang
     control_timeout_s: float = 10.0  # the control session must answer within this
-    leak_settle_s: float = 5.0  # containers being destroyed get this long to disappear
+    leak_settle_s: float = 20.0  # containers being destroyed get this long to disappear
+    open_attempts: int = (
+        3  # OpenSession retries on RESOURCE_EXHAUSTED / UNAVAILABLE (pool refilling)
+    )
     check_containers: bool = True
 
 
@@ -163,7 +166,7 @@ class Campaign:
             while len(self._sessions) >= 2:
                 old_key = next(iter(self._sessions))
                 self._sessions.pop(old_key)[0].close()
-            session = self.target.open_session(
+            session = self._open(
                 tools=snippet.tools,
                 imports=snippet.imports,
                 limits=limits,
@@ -173,6 +176,20 @@ class Campaign:
         session, uses = held
         self._sessions[key] = (session, uses + 1)
         return session
+
+    def _open(self, **kwargs: Any) -> Session:
+        """OpenSession, retried while the pool refills (a busy pool is not a failure)."""
+        for attempt in range(1, self.config.open_attempts + 1):
+            try:
+                return self.target.open_session(**kwargs)
+            except TargetError as exc:
+                if exc.code not in ("RESOURCE_EXHAUSTED", "UNAVAILABLE") or (
+                    attempt == self.config.open_attempts
+                ):
+                    raise
+                log.warning("OpenSession: %s; retrying", exc)
+                time.sleep(2.0 * attempt)
+        raise AssertionError("unreachable")
 
     def _close_sessions(self) -> None:
         for session, _ in self._sessions.values():
@@ -187,7 +204,7 @@ class Campaign:
         for attempt in (1, 2):
             try:
                 if self._control is None or self._control.lost:
-                    self._control = self.target.open_session(labels={"purpose": "fuzz-control"})
+                    self._control = self._open(labels={"purpose": "fuzz-control"})
                 out = self._control.run(CONTROL_CODE, timeout=self.config.control_timeout_s)
             except TargetError as exc:
                 return f"control session could not be opened: {exc} ({exc.code})"
@@ -320,12 +337,18 @@ class Campaign:
         )
         try:
             session = self._session_for(snippet)
+            out = session.run(snippet.code, timeout=timeout)
+            if out.verdict == "RPC_ERROR" and out.rpc_code in ("NOT_FOUND", "FAILED_PRECONDITION"):
+                # The session expired or is busy (not the snippet's doing): run it once more
+                # on a fresh session so that it is really tested.
+                session.lost = True
+                session = self._session_for(snippet)
+                out = session.run(snippet.code, timeout=timeout)
         except TargetError as exc:
             out = RunOutcome(verdict="RPC_ERROR", rpc_code=exc.code, rpc_detail=str(exc))
             status, problems = "fail", [f"could not open a session: {exc} ({exc.code})"]
             problems.extend(self._daemon_problems())
         else:
-            out = session.run(snippet.code, timeout=timeout)
             if SHADOWABLE.intersection(out.state_names):
                 session.lost = True  # retired: its builtins may be shadowed
             status, problems = self._judge(snippet, out)

@@ -56,6 +56,8 @@ class DaemonProcess:
                 "CORRAL_POOL_MAX": str(pool_max),
                 "CORRAL_SELF_CHECK": "true" if self_check else "false",
                 "CORRAL_TOKENS": "",
+                # Generous: DoS snippets kill containers, and refills on a busy machine are slow.
+                "CORRAL_OPEN_WAIT_S": "60",
             }
         )
         env.update(extra_env)

@@ -49,13 +49,47 @@ Design log — approaches tried or considered, and why they were rejected:
   `type` is instead a class whose metaclass allows one-argument calls only,
   answers isinstance/issubclass like `type`, and never hands out a metaclass.
 - `repr()` of values on the host after the run: a snippet `__repr__` that
-  loops forever would hang the host. Descriptions are built inside a second
-  short guarded window, with a type-name fallback.
+  loops forever would hang the host. Each description that may run snippet
+  code gets its own short guarded window (0.25 s, 2 s in all), with a
+  type-name fallback; scalars, functions, classes and proxies are described
+  without one. JSON is built only for exact builtin types, at most 1000
+  elements: the state is described after every run, so this stays cheap.
+- Dropping snippet objects in host code: a generator's `finally` or an
+  exception's frames run snippet code when the last reference goes. The
+  value, final answer and exception of a run, values replaced by
+  `set_variables`, and the namespace on `close()` are released inside a
+  short guarded window, followed by a young-generation GC (cheap; a full
+  collection costs tens of ms with pandas loaded).
+- `RestrictedPython.compile_restricted_exec(tree, policy=...)` end to end:
+  its `compile()` call inherits `from __future__ import annotations` from
+  RestrictedPython's own module, which turns every snippet annotation into a
+  string (breaking dataclasses, and making each annotation an eval() sink for
+  typing). We keep its policy protocol (the policy class is built as
+  `policy(errors, warnings, used_names)` and visits the tree) and compile
+  with `dont_inherit=True` ourselves.
+- Refusing every `__import__` that is not authorized: C code that imports
+  while a snippet frame is current (numpy's lazy imports, `_strptime`) looks
+  `__import__` up in the snippet's builtins. Those calls are recognised by
+  the list fromlist `PyImport_Import` passes and get the real module; the
+  snippet's own `import` statements never pass a list.
+- Trusting host helpers that set attributes by name: `functools.update_wrapper`
+  / `wraps` with custom `updated=('__globals__',)` would merge a host module's
+  globals (and a real `__builtins__`) into the snippet's namespace, and
+  `dataclasses.dataclass` / `functools.total_ordering` rewrite the class they
+  are given. Their proxied versions accept only the default attribute lists
+  and require the target to pass the write guard.
 
 Known limits of this layer (the container layer covers them): a single long C
 call (huge sort, catastrophic regex, `math.factorial(10**7)`) cannot be
 interrupted by the soft timeout; memory blow-ups other than `**`/`<<`
-(`'x' * 10**10`) end in MemoryError or the container's memory limit.
+(`'x' * 10**10`, numpy object arrays) end in MemoryError or the container's
+memory limit; a finalizer (generator `finally`) of cyclic garbage runs when
+the cyclic GC does, possibly outside a run window (no timeout there: the
+daemon's hard timeout ends such a session). The enum functional API would
+let `Enum('E', {'__del__': f})` plant a dunder; `modules.harden_enum`
+refuses '_' member names there, process-wide (no legitimate enum has them). Authorized third-party packages
+are trusted not to expose modules through class attributes, and instances
+of their types accept attribute writes (`df.columns = [...]`).
 
 Standard library + RestrictedPython only: this package is copied into the
 sandbox image.

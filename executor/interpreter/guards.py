@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from fractions import Fraction
 from functools import lru_cache, partial
-from types import FunctionType, ModuleType
+from types import BuiltinFunctionType, FunctionType, ModuleType
 from typing import Any, Literal
 
 from .errors import ControlFlow, PolicyViolation, ResourceLimit
@@ -114,22 +114,38 @@ def guarded_format(obj: Any, name: str) -> Any:
     return getattr(obj, name)
 
 
-class SafeFormatter(string.Formatter):
-    """`string.Formatter` whose field paths follow the attribute rule."""
-
-    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
-        first, rest = _field_name_split(field_name)
-        obj = self.get_value(first, args, kwargs)
-        for is_attr, key in rest:
-            if is_attr:
-                obj = getattr(obj, check_attribute_name(key, reading=True))
-            else:
-                obj = obj[key]
-        return obj, first
+def _checked_get_field(self: Any, field_name: str, args: Any, kwargs: Any) -> Any:
+    """string.Formatter.get_field with each attribute name checked."""
+    first, rest = _field_name_split(field_name)
+    obj = self.get_value(first, args, kwargs)
+    for is_attr, key in rest:
+        if is_attr:
+            obj = getattr(obj, check_attribute_name(key, reading=True))
+        else:
+            obj = obj[key]
+    return obj, first
 
 
-SafeFormatter.__name__ = SafeFormatter.__qualname__ = "Formatter"
-SafeFormatter.__module__ = "string"
+def _make_safe_formatter() -> type:
+    """`string.Formatter` as snippets see it: the same methods, a checked get_field.
+
+    Deliberately NOT a subclass of string.Formatter: with a subclass,
+    `super(string.Formatter, f).get_field(...)` in a snippet would reach the
+    unchecked original. The class is built from string.Formatter's own method
+    objects (they call `self.get_field`, so they use ours).
+    """
+    namespace = {
+        name: value
+        for name, value in vars(string.Formatter).items()
+        if name not in ("__dict__", "__weakref__", "get_field")
+    }
+    namespace["get_field"] = _checked_get_field
+    namespace["__module__"] = "string"
+    namespace["__qualname__"] = "Formatter"
+    return type("Formatter", (), namespace)
+
+
+SafeFormatter = _make_safe_formatter()
 
 
 # ------------------------------------------------------------------ control flow
@@ -264,11 +280,11 @@ def make_size_guards(limit: list[int]) -> dict[str, Callable[..., Any]]:
 
 
 def _describe(obj: Any) -> str:
-    if isinstance(obj, ModuleType) or getattr(type(obj), "corral_module_proxy", False):
+    if isinstance(obj, ModuleType) or type(obj).__name__ == "module":
         return "a module"
     if isinstance(obj, type):
         return f"the class '{obj.__name__}', which the snippet did not define"
-    if callable(obj) and not hasattr(type(obj), "__dict__"):
+    if isinstance(obj, BuiltinFunctionType):
         return "a builtin"
     return f"a '{type(obj).__name__}' object, which the snippet did not create"
 
@@ -302,7 +318,7 @@ def make_write_guard(
             if obj in writable_types or obj.__module__ == SNIPPET_MODULE:
                 return obj
             raise refuse(obj)
-        if isinstance(obj, ModuleType) or getattr(kind, "corral_module_proxy", False):
+        if isinstance(obj, ModuleType):
             raise refuse(obj)
         module = getattr(kind, "__module__", None)
         if module == SNIPPET_MODULE:

@@ -14,6 +14,7 @@ sandbox image.
 from __future__ import annotations
 
 import ast
+import gc
 import keyword
 import sys
 import time
@@ -41,7 +42,7 @@ from .guards import (
     make_write_guard,
     reraise_control,
 )
-from .modules import Importer, ImportRules
+from .modules import PROXY_TYPES, Importer, ImportRules, is_proxy
 from .policy import (
     G_FINALLY,
     G_FORMAT,
@@ -162,7 +163,7 @@ class Interpreter:
         self._writable_types: set[type] = set(_WRITABLE_HOST_TYPES)
         self._write = make_write_guard(self._writable_types, self.rules.extra_packages)
         size = make_size_guards(self._int_bits)
-        self._importer = Importer(self.rules, size)
+        self._importer = Importer(self.rules, size, self._write)
         self._output: _Output | None = None
         self._value: Any = _NOTHING
 
@@ -213,6 +214,8 @@ class Interpreter:
         """Run one snippet; never raises, always returns a Result."""
         try:
             return self._run(code)
+        except CpuLimitExceeded:  # SIGXCPU landed in our own code after the snippet
+            return Result(verdict=Verdict.CPU_LIMIT, state=self._state_by_type())
         except BaseException as exc:  # a bug of ours: report it, keep the host alive
             args = exc.args
             message = args[0] if len(args) == 1 and type(args[0]) is str else ""
@@ -242,9 +245,21 @@ class Interpreter:
         self._release(held)
 
     def _release(self, held: list[Any]) -> None:
-        """Clear `held` (the caller's last references) inside a short guarded window."""
+        """Clear `held` (the caller's last references) inside a short guarded window.
+
+        A young-generation collection follows, so cyclic garbage the snippet
+        just made (with its finalizers) usually goes now, under the timeout,
+        rather than at some later automatic collection in host code. A full
+        collection would catch everything but costs tens of ms with pandas
+        loaded, on every run.
+        """
+
+        def release() -> None:
+            held.clear()
+            gc.collect(1)
+
         with self._environment():
-            _call_in_window(held.clear, RELEASE_TIME_S, "releasing snippet objects took too long")
+            _call_in_window(release, RELEASE_TIME_S, "releasing snippet objects took too long")
 
     def state(self) -> list[Variable]:
         """Summary of the user's variables (same as Result.state)."""
@@ -308,7 +323,7 @@ class Interpreter:
         compiled = self._compile(source)
         if isinstance(compiled, Result):
             return compiled
-        lines = source.splitlines()
+        lines = _source_lines(source)
 
         self._output = _Output(self.limits.output_bytes, self.print_callback)
         self._value = _NOTHING
@@ -340,6 +355,11 @@ class Interpreter:
                 )
         if not isinstance(code, str):
             return _syntax(f"the snippet must be text, not {type(code).__name__}")
+        if len(code) > self.limits.code_bytes:  # characters <= bytes: refuse before encoding
+            return _syntax(
+                f"the snippet is over the {self.limits.code_bytes}-byte limit "
+                f"({len(code)} characters)"
+            )
         try:
             size = len(code.encode("utf-8"))
         except UnicodeEncodeError:
@@ -356,7 +376,7 @@ class Interpreter:
         return code
 
     def _compile(self, source: str) -> Any:
-        lines = source.splitlines()
+        lines = _source_lines(source)
         try:
             tree = ast.parse(source, filename=SNIPPET_FILENAME, mode="exec")
         except SyntaxError as exc:
@@ -480,7 +500,7 @@ class Interpreter:
             else ((n, self.globals[n]) for n in names if n in self.globals)
         )
         for name, obj in source:
-            if name.startswith("_") or getattr(type(obj), "corral_module_proxy", False):
+            if name.startswith("_") or is_proxy(obj):
                 continue
             if id(obj) in self._tool_ids:
                 continue
@@ -488,6 +508,9 @@ class Interpreter:
             if len(items) >= self.limits.state_items:
                 break
         return items
+
+    def _state_by_type(self) -> list[Variable]:
+        return [variable(n, describe_by_type(o)) for n, o in self._user_items(None)]
 
     def _state_list(self, names: list[str] | None, describer: _Describer) -> list[Variable]:
         return [variable(n, describer.value(o)) for n, o in self._user_items(names)]
@@ -552,11 +575,7 @@ _HOST_SAFE_TYPES = frozenset({int, float, complex, bool, str, bytes, type(None),
 def _host_safe(obj: Any) -> bool:
     """True when describing obj runs no snippet code (its repr is CPython's own)."""
     kind = type(obj)
-    return (
-        kind in _HOST_SAFE_TYPES
-        or isinstance(obj, type)
-        or getattr(kind, "corral_module_proxy", False) is True
-    )
+    return kind in _HOST_SAFE_TYPES or isinstance(obj, type) or kind in PROXY_TYPES
 
 
 def _call_in_window(
@@ -618,6 +637,11 @@ def _snippet_line(tb: TracebackType | None) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+def _source_lines(source: str) -> list[str]:
+    """Lines as CPython numbers them (str.splitlines also splits on \\f, \\x1c...)."""
+    return source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def _line(lines: list[str], number: int | None) -> str | None:

@@ -17,11 +17,12 @@ Standard library only: this module is copied into the sandbox image.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import operator
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import CodeType, FunctionType, MethodType, ModuleType
 from typing import Any
 
@@ -37,12 +38,69 @@ NEVER_VALUES: tuple[type, ...] = (CodeType, FunctionType, MethodType, type(sys._
 SLEEP_SLICE_S = 0.05  # time.sleep granularity, so the watchdog timeout can interrupt it
 
 
+# Every proxy class ever made (exact types: a snippet class cannot pose as one).
+PROXY_TYPES: set[type] = set()
+
+
+def is_proxy(obj: Any) -> bool:
+    """True when obj is a module proxy."""
+    return type(obj) in PROXY_TYPES
+
+
 def is_never(module: str) -> bool:
     """True when `module` or one of its parents is on the never-list, or is private."""
     parts = module.split(".")
     return any(".".join(parts[: i + 1]) in NEVER_IMPORTS for i in range(len(parts))) or any(
         p.startswith("_") for p in parts
     )
+
+
+def _enum_names(names: Any) -> tuple[Any, list[Any]]:
+    """Normalise the functional API's `names` to exact types; return (names, member names)."""
+    if isinstance(names, str):
+        return names, str.__str__(names).replace(",", " ").split()
+    if names is None:
+        return names, []
+    if isinstance(names, Mapping):
+        exact = {(str.__str__(k) if isinstance(k, str) else k): names[k] for k in list(names)}
+        return exact, list(exact)
+    items: list[Any] = []
+    for item in names:
+        if isinstance(item, str):
+            items.append(str.__str__(item))
+        else:
+            pair = tuple(item)
+            if pair and isinstance(pair[0], str):
+                pair = (str.__str__(pair[0]), *pair[1:])
+            items.append(pair)
+    return items, [i if isinstance(i, str) else (i[0] if i else None) for i in items]
+
+
+def harden_enum() -> None:
+    """Refuse '_' member names in the enum functional API (`Enum('E', {...})`).
+
+    Through it a dunder "member" becomes a plain class attribute, so
+    `Enum('E', {'__del__': f})` would plant a finalizer that the garbage
+    collector runs outside any run window. No legitimate enum has such
+    member names, so the check is installed process-wide, once.
+    """
+    meta = enum.EnumType
+    original = meta.__dict__["_create_"]
+    if getattr(original, "corral_checked", False):
+        return
+
+    def _create_(cls: Any, class_name: Any, names: Any, *args: Any, **kwargs: Any) -> Any:
+        names, members = _enum_names(names)
+        for name in members:
+            if isinstance(name, str) and name.startswith("_"):
+                raise PolicyViolation(
+                    f"Enum member names starting with '_' are not allowed ({name!r})"
+                )
+        return original(cls, class_name, names, *args, **kwargs)
+
+    _create_.corral_checked = True  # type: ignore[attr-defined]
+    _create_.__doc__ = original.__doc__
+    meta._create_ = _create_  # type: ignore[attr-defined]
 
 
 class ImportRules:
@@ -94,10 +152,17 @@ class ImportRules:
 class Importer:
     """`__import__` for snippets, and the factory of module proxies."""
 
-    def __init__(self, rules: ImportRules, size_guards: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        rules: ImportRules,
+        size_guards: dict[str, Any],
+        write_guard: Callable[[Any], Any],
+    ) -> None:
         self.rules = rules
         self.size_guards = size_guards  # operator.pow & co. (see guards.make_size_guards)
+        self.write_guard = write_guard  # for host helpers that set attributes on arguments
         self.proxies: dict[str, Any] = {}
+        harden_enum()
 
     def import_(
         self,
@@ -186,8 +251,6 @@ def make_proxy(module: ModuleType, importer: Importer) -> Any:
     class ModuleProxy:
         """A module as snippets see it: checked, cached, read-only attributes."""
 
-        corral_module_proxy = True
-
         def __getattr__(self, name: str) -> Any:
             value = importer.resolve(module, name)
             self.__dict__[name] = value
@@ -207,6 +270,7 @@ def make_proxy(module: ModuleType, importer: Importer) -> Any:
 
     ModuleProxy.__name__ = ModuleProxy.__qualname__ = "module"
     ModuleProxy.__module__ = "builtins"
+    PROXY_TYPES.add(ModuleProxy)
     proxy = ModuleProxy()
     proxy.__dict__["__name__"] = modname
     proxy.__dict__["__doc__"] = module.__doc__
@@ -263,7 +327,59 @@ def _size_guard(kind: str) -> Callable[[Importer], Any]:
     return factory
 
 
+def _setattr_helpers(importer: Importer, name: str) -> Any:
+    """Host helpers that set attributes on an argument: the argument must be writable.
+
+    functools.update_wrapper/wraps with custom `assigned`/`updated` read and
+    write arbitrary attribute names (`updated=('__globals__',)` would merge a
+    host module's globals into the snippet's), so only the defaults are
+    accepted; their target must pass the write guard like `obj.attr = v`.
+    """
+    import dataclasses
+    import functools
+
+    write = importer.write_guard
+
+    def update_wrapper(wrapper: Any, wrapped: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            raise PolicyViolation(
+                "functools.update_wrapper/wraps accept no 'assigned'/'updated' arguments here"
+            )
+        return functools.update_wrapper(write(wrapper), wrapped)
+
+    def wraps(wrapped: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            raise PolicyViolation(
+                "functools.update_wrapper/wraps accept no 'assigned'/'updated' arguments here"
+            )
+        return functools.partial(update_wrapper, wrapped=wrapped)
+
+    def total_ordering(cls: Any) -> Any:
+        return functools.total_ordering(write(cls))
+
+    def dataclass(cls: Any = None, /, **kwargs: Any) -> Any:
+        if cls is None:
+            return lambda c: dataclass(c, **kwargs)
+        return dataclasses.dataclass(write(cls), **kwargs)
+
+    helpers = {
+        "update_wrapper": update_wrapper,
+        "wraps": wraps,
+        "total_ordering": total_ordering,
+        "dataclass": dataclass,
+    }
+    helper = helpers[name]
+    helper.__name__ = helper.__qualname__ = name
+    original = dataclasses.dataclass if name == "dataclass" else getattr(functools, name)
+    helper.__doc__ = original.__doc__
+    return helper
+
+
 OVERRIDES: dict[tuple[str, str], Callable[[Importer], Any]] = {
+    ("functools", "update_wrapper"): lambda imp: _setattr_helpers(imp, "update_wrapper"),
+    ("functools", "wraps"): lambda imp: _setattr_helpers(imp, "wraps"),
+    ("functools", "total_ordering"): lambda imp: _setattr_helpers(imp, "total_ordering"),
+    ("dataclasses", "dataclass"): lambda imp: _setattr_helpers(imp, "dataclass"),
     ("time", "sleep"): lambda imp: _sliced_sleep,
     ("string", "Formatter"): lambda imp: SafeFormatter,
     ("operator", "attrgetter"): lambda imp: _attrgetter,

@@ -64,8 +64,9 @@ def wait_no_containers(docker_client, instance: str, timeout: float) -> list[str
 
 def test_sigkill_leaves_no_container(docker_client, sandbox_image, test_instance_id):
     instance = f"{test_instance_id}-sigkill"
-    d = DaemonProcess(*serve_flags(sandbox_image, instance)).start()
+    d = DaemonProcess(*serve_flags(sandbox_image, instance))
     try:
+        d.start()
         channel, stub = stub_for(d.target)
         session_id = open_session(stub)
         assert json.loads(execute(stub, session_id, "1 + 1").result.value.json) == 2
@@ -84,8 +85,9 @@ def test_sigkill_leaves_no_container(docker_client, sandbox_image, test_instance
 
 def test_graceful_shutdown_drains_running_snippet(docker_client, sandbox_image, test_instance_id):
     instance = f"{test_instance_id}-term"
-    d = DaemonProcess(*serve_flags(sandbox_image, instance, "--shutdown-drain-s=30")).start()
+    d = DaemonProcess(*serve_flags(sandbox_image, instance, "--shutdown-drain-s=30"))
     try:
+        d.start()
         channel, stub = stub_for(d.target)
         health = health_pb2_grpc.HealthStub(channel)
         session_id = open_session(stub, tools=[pb.ToolSpec(name="during", inputs_json="{}")])
@@ -118,8 +120,9 @@ def test_graceful_shutdown_drains_running_snippet(docker_client, sandbox_image, 
 
 def test_second_signal_forces_exit(docker_client, sandbox_image, test_instance_id):
     instance = f"{test_instance_id}-force"
-    d = DaemonProcess(*serve_flags(sandbox_image, instance, "--shutdown-drain-s=120")).start()
+    d = DaemonProcess(*serve_flags(sandbox_image, instance, "--shutdown-drain-s=120"))
     try:
+        d.start()
         channel, stub = stub_for(d.target)
         session_id = open_session(stub, tools=[pb.ToolSpec(name="block", inputs_json="{}")])
         entered = threading.Event()

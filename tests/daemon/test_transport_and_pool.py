@@ -129,3 +129,20 @@ def test_client_cancel_ends_the_session(stub, daemon, docker_client):
         time.sleep(0.2)
         ids = [c["Id"] for c in docker_client.api.containers(all=True)]
     assert container_id not in ids
+
+
+def test_a_container_never_serves_two_sessions(stub, daemon):
+    seen = set()
+    for _ in range(3):
+        sid = open_session(stub)
+        seen.add(daemon.daemon.sessions.get(sid, "anonymous").sandbox.container_id)
+        stub.CloseSession(pb.CloseSessionRequest(session_id=sid))
+    assert len(seen) == 3
+
+
+def test_logs_carry_the_session_id(stub, caplog):
+    with caplog.at_level("INFO", logger="corral"):
+        sid = open_session(stub)
+        stub.CloseSession(pb.CloseSessionRequest(session_id=sid))
+    events = {r.getMessage(): r for r in caplog.records if getattr(r, "session_id", None) == sid}
+    assert "session opened" in events and "session ended" in events

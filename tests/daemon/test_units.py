@@ -155,3 +155,21 @@ def test_metrics_text_format():
     h = Histogram("h", "h", buckets=(1.0,))
     h.observe(5)
     assert 'h_bucket{le="+Inf"} 1' in "\n".join(h.render())
+
+
+def test_log_formatters_carry_context():
+    import json as _json
+    import logging
+
+    from executor.daemon.logs import JsonFormatter, KeyValueFormatter
+
+    record = logging.makeLogRecord(
+        {"name": "corral.daemon", "levelname": "INFO", "msg": "session opened"}
+    )
+    record.session_id = "abc123"
+    record.output = "x" * 1000
+    kv = KeyValueFormatter().format(record)
+    assert 'msg="session opened"' in kv and 'session_id="abc123"' in kv
+    assert len(kv) < 600  # long values are truncated
+    doc = _json.loads(JsonFormatter().format(record))
+    assert doc["msg"] == "session opened" and doc["session_id"] == "abc123"

@@ -59,6 +59,28 @@ def test_report_from_saved_results(tmp_path: Path) -> None:
     assert not (tmp_path / "interpreter.png").exists()
 
 
+def test_interpreter_series_reads_the_interpreter_benchmark_rows() -> None:
+    res = {
+        "rows": [
+            {
+                "snippet": "loops",
+                "cpython_s": 0.01,
+                "corral_s": 0.012,
+                "smolagents_s": 0.9,
+                "corral_vs_cpython": 1.2,
+            }
+        ],
+        "geomean_corral_vs_cpython": 1.2,
+        "pass_vs_cpython": True,
+    }
+    assert report.interpreter_series(res) == {
+        "loops": {"cpython_s": 0.01, "corral_s": 0.012, "smolagents_s": 0.9}
+    }
+    rows = dict(report.ratio_rows({"interpreter": res}))
+    assert rows["interpreter.geomean_corral_vs_cpython"] == "1.2"
+    assert rows["interpreter.pass_vs_cpython"] == "PASS"
+
+
 def test_interpreter_series_reads_per_snippet_tables() -> None:
     res = {
         "snippets": [{"name": "loops", "cpython_s": 0.01, "corral_s": 0.012, "smolagents_s": 0.9}]

@@ -359,3 +359,78 @@ def test_corrald_run_reads_a_file_and_takes_imports(
     assert "final answer: 5" in capsys.readouterr().out
     assert main(["run", str(script)]) == 1  # numpy not authorized
     assert main(["run", str(Path(str(tmp_path)) / "missing.py")]) == 2
+
+
+# ---------------------------------------------------------------- host helpers that set attributes
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import functools, json\ndef w():\n    pass\n"
+        "functools.update_wrapper(w, json.dumps, (), ('__globals__',))",
+        "import functools, json\ndef w():\n    pass\nfunctools.update_wrapper(json.dumps, w)",
+        "import functools, json\nfunctools.wraps(json.dumps, updated=('__globals__',))",
+        "import dataclasses, random\ndataclasses.dataclass(random.Random)",
+        "import functools, fractions\nfunctools.total_ordering(fractions.Fraction)",
+    ],
+)
+def test_attribute_setting_helpers_only_touch_snippet_objects(code: str) -> None:
+    interp = make()
+    res = interp.run(code)
+    assert res.verdict is Verdict.POLICY_DENIED, res
+    assert "__builtins__" not in {v.name for v in interp.state()}
+
+
+def test_attribute_setting_helpers_work_on_snippet_objects() -> None:
+    code = (
+        "import functools\nfrom dataclasses import dataclass\n"
+        "def deco(f):\n    @functools.wraps(f)\n    def inner(*a):\n        return f(*a) + 1\n"
+        "    return inner\n"
+        "@deco\ndef g(x):\n    '''doc'''\n    return x\n"
+        "@dataclass(frozen=True, order=True)\nclass P:\n    x: int\n    y: int = 2\n"
+        "@functools.total_ordering\nclass V:\n    def __init__(self, v):\n        self.v = v\n"
+        "    def __eq__(self, o):\n        return self.v == o.v\n"
+        "    def __lt__(self, o):\n        return self.v < o.v\n"
+        "(g(1), g.__name__, g.__doc__, repr(P(1)), P(1) < P(2), V(2) >= V(1))"
+    )
+    res = make().run(code)
+    assert res.value is not None and res.value.json == [2, "g", "doc", "P(x=1, y=2)", True, True]
+
+
+def test_a_class_cannot_pose_as_a_module_proxy() -> None:
+    interp = make(limits=Limits(wall_time_s=0.5))
+    res = interp.run(
+        "class X:\n    corral_module_proxy = True\n    def __repr__(self):\n"
+        "        while True:\n            pass\nx = X()"
+    )
+    assert res.verdict is Verdict.OK
+    assert {v.name: v.repr for v in res.state}["x"] == "<X object>"
+
+
+@pytest.mark.parametrize(
+    "names",
+    ["{'__del__': (lambda s: print('HOOK')), 'a': 1}", "[('__getattr__', 1)]", "'__del__ b'"],
+)
+def test_enum_functional_api_cannot_plant_dunders(names: str) -> None:
+    res = make().run(f"import enum\nE = enum.Enum('E', {names})")
+    assert res.verdict is Verdict.POLICY_DENIED and "HOOK" not in res.stdout
+
+
+def test_enum_functional_api_still_works() -> None:
+    res = make().run(
+        "import enum\nE = enum.Enum('E', 'a b, c')\nF = enum.IntEnum('F', [('x', 5)])\n"
+        "G = enum.Enum('G', {'r': 1})\n([m.name for m in E], F.x + 1, G(1).name)"
+    )
+    assert res.value is not None and res.value.json == [["a", "b", "c"], 6, "r"]
+
+
+def test_string_formatter_parent_is_unreachable_through_super() -> None:
+    res = make().run(
+        "import string\nclass F(string.Formatter):\n    pass\n"
+        "super(string.Formatter, F()).get_field('0.__class__', [1], {})"
+    )
+    assert res.verdict is Verdict.ERROR and res.error is not None
+    assert res.error.type == "AttributeError"
+    ok = make().run("import string\nstring.Formatter().format('{0.real}-{x[0]}', 3, x=[4])")
+    assert ok.value is not None and ok.value.json == "3-4"

@@ -1081,6 +1081,8 @@ ERROR_CASES: list[tuple[str, str, int]] = [
     ("unbound-local", "x = 1\ndef f():\n    x += 1\nf()", 3),
     ("stop-iteration", "next(iter([]))", 1),
     ("string-index-by-str", "s = 'abc'\ns['title']", 2),
+    ("raised-inside-host-module", "import json\nx = 1\njson.loads('{')", 3),
+    ("raised-inside-host-callback", "data = [3, 'a']\nsorted(data)", 2),
 ]
 
 
@@ -1100,6 +1102,23 @@ def test_errors_match_cpython(code: str, line: int) -> None:
     assert res.error.line in snippet_lines(want_err)
     assert res.error.source_line == code.splitlines()[res.error.line - 1].strip()
     assert res.stdout == want_out
+
+
+def test_errors_show_no_host_frames() -> None:
+    """Error messages speak about the snippet, never the interpreter's own files."""
+    interp = Interpreter(limits=LIMITS)
+    for code in (
+        "import json\njson.loads('{')",
+        "def f():\n    return 1 / 0\nf()",
+        "().__class__",
+        "import os",
+    ):
+        res = interp.run(code)
+        assert res.error is not None
+        text = str(res.error) + res.stdout
+        assert (
+            "Traceback" not in text and "executor/interpreter" not in text and '.py"' not in text
+        ), text
 
 
 def test_syntax_error_is_clean() -> None:

@@ -310,6 +310,20 @@ FORMAT_CASES = [
     ("format-computed-template", "fmt = '{0.__cl' + 'ass__}'\nprint(fmt.format(1))"),
     ("format-private", "import random\nprint('{0._os}'.format(random))"),
     ("format-mro", "print('{0.mro}'.format(int))"),
+    # Through dunders a policy may allow for reading (`__init__`, `__call__`).
+    (
+        "format-init-globals",
+        "import json\nprint('{0.__init__.__globals__}'.format(json.JSONDecoder))",
+    ),
+    ("format-call-self", "print('{0.__call__.__self__}'.format(len))"),
+    (
+        "attrgetter-init-globals",
+        "import json, operator\nprint(operator.attrgetter('__init__.__globals__')(json.JSONDecoder))",
+    ),
+    (
+        "getattr-init-globals",
+        "import json\ng = getattr(json.JSONDecoder.__init__, '__glob' + 'als__')\ng['__builtins__']['open'](PATH, 'w')",
+    ),
     ("formatter-format", "import string\nprint(string.Formatter().format('{0.__class__}', 1))"),
     (
         "formatter-vformat",

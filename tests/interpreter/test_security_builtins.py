@@ -77,6 +77,11 @@ def test_forbidden_builtins(make_interp: MakeInterp, canary: Canary, code: str) 
         "T = type(int)\nc = T.__call__\nX = c('X', (), {'__del__': lambda s: print('HOOK')})\nx = X()\ndel x",
         "X = type.__new__(type, 'X', (), {'__del__': lambda s: print('HOOK')})\nx = X()\ndel x",
         "class A:\n    pass\nX = A.__class__('X', (), {})",
+        # Metaclasses of authorized classes (ABCMeta, EnumType) reached through type(x).
+        "import fractions\nM = type(fractions.Fraction)\nX = M('X', (), {'__getattr__': lambda s, n: 'HOOK'})\nprint(X().zzz)",
+        "import enum\nM = type(enum.Enum)\nX = M('X', (), {'__getattr__': lambda s, n: 'HOOK'})\nprint(X().zzz)",
+        "import functools, fractions\nM = type(fractions.Fraction)\n"
+        "X = functools.partial(M, 'X')((), {'__getattr__': lambda s, n: 'HOOK'})\nprint(X().zzz)",
     ],
     ids=[
         "direct",
@@ -86,6 +91,9 @@ def test_forbidden_builtins(make_interp: MakeInterp, canary: Canary, code: str) 
         "type-call",
         "type-new",
         "class-of-class",
+        "abcmeta",
+        "enumtype",
+        "metaclass-via-partial",
     ],
 )
 def test_type_with_three_args_refused(make_interp: MakeInterp, canary: Canary, code: str) -> None:
@@ -194,11 +202,21 @@ def test_class_tricks_refused(make_interp: MakeInterp, canary: Canary, code: str
         "X(1).zzz",
         "import collections\nP = collections.namedtuple('P', ['a'])\nclass Q(P):\n    pass\nQ.__del__ = lambda s: print('HOOK')\n"
         "q = Q(1)\ndel q",
+        # Enum's functional API takes a mapping of names: dunder keys become methods.
+        "import enum\nE = enum.Enum('E', {'A': 1, '__getattr__': lambda s, n: 'HOOK'})\nprint(E.A.zzz)",
+        "import enum\nE = enum.Enum('E', {'A': 1, '__format__': lambda s, spec: 'HOOK'})\nprint(f'{E.A}')",
+        "import enum\nE = enum.IntEnum('E', {'A': 1, '__getattribute__': lambda s, n: 'HOOK'})\nprint(E.A.real)",
+        "import enum\nE = enum.Enum('E', {'A': 1, '__init_subclass__': classmethod(lambda c: print('HOOK'))})\n"
+        "print(E.A)",
     ],
     ids=[
         "make-dataclass-del",
         "make-dataclass-getattr",
         "namedtuple-subclass-del",
+        "enum-functional-getattr",
+        "enum-functional-format",
+        "enum-functional-getattribute",
+        "enum-functional-init-subclass",
     ],
 )
 def test_class_factories_cannot_install_forbidden_dunders(
@@ -212,6 +230,50 @@ def test_class_factories_cannot_install_forbidden_dunders(
     later = interp.run("y = 1")
     assert "HOOK" not in later.stdout
     assert verdict_of(later) is Verdict.OK
+
+
+# Host functions that get and set attributes by name on the snippet's behalf
+# (functools.update_wrapper's `assigned`/`updated`): they must not become an
+# unguarded getattr/setattr, nor replace the code of host functions.
+HOST_ATTR_COPIERS = [
+    (
+        "update-wrapper-code",
+        "import functools, json\ndef f(*a, **k):\n    return codecs.open(PATH, 'w')\n"
+        "functools.update_wrapper(json.dumps, f, assigned=('__code__',), updated=())\njson.dumps(1)",
+    ),
+    (
+        "update-wrapper-globals-match",
+        "import functools, dataclasses, json\nD = dataclasses.make_dataclass('D', ['__globals__'])\nd = D(0)\n"
+        "functools.update_wrapper(d, json.dumps, assigned=('__globals__',), updated=())\n"
+        "match d:\n    case D(g):\n        g['codecs'].open(PATH, 'w').close()",
+    ),
+    (
+        "update-wrapper-dict",
+        "import functools, json\nclass W:\n    pass\nw = W()\n"
+        "functools.update_wrapper(w, json, assigned=(), updated=('__dict__',))\nw.codecs.open(PATH, 'w').close()",
+    ),
+    (
+        "update-wrapper-host-class",
+        "import functools, json\ndef f():\n    pass\nfunctools.update_wrapper(json.JSONDecoder, f)",
+    ),
+    (
+        "wraps-host-function",
+        "import functools, json\ndef f():\n    pass\nfunctools.wraps(f)(json.dumps)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "code", [c for _, c in HOST_ATTR_COPIERS], ids=[i for i, _ in HOST_ATTR_COPIERS]
+)
+def test_host_attribute_copiers_refused(make_interp: MakeInterp, canary: Canary, code: str) -> None:
+    dumps_code, decoder_name = json.dumps.__code__, json.JSONDecoder.__name__
+    assert_refused(make_interp(), canary, code, DENIED_OR_ERROR)
+    assert json.dumps.__code__ is dumps_code
+    assert json.dumps.__name__ == "dumps" and not hasattr(json.dumps, "__wrapped__")
+    assert json.JSONDecoder.__name__ == decoder_name and not hasattr(
+        json.JSONDecoder, "__wrapped__"
+    )
 
 
 def test_allowed_dunders_work(make_interp: MakeInterp) -> None:

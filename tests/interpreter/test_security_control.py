@@ -152,6 +152,13 @@ FINAL_ANSWER_CASES = [
         may_deny=True,
     ),
     Case(
+        "enum-missing-swallow",
+        "import enum\ndef answer(cls, value):\n    final_answer(1)\n"
+        "E = enum.Enum('E', {'A': 1, '_missing_': classmethod(answer)})\n"
+        "try:\n    E(99)\nexcept ValueError:\n    print('CAUGHT')\nprint('AFTER')",
+        may_deny=True,
+    ),
+    Case(
         "tool-swallows",
         "def cb():\n    final_answer(1)\ntry:\n    list(map(lambda f: f(), [cb]))\nexcept BaseException:\n    print('CAUGHT')\nprint('AFTER')",
     ),
@@ -214,6 +221,14 @@ TIMEOUT_CASES = [
         may_deny=True,
     ),
     Case("sleep", "import time\ntime.sleep(3)\nprint('AFTER')"),
+    # Enum's value lookup calls `_missing_` under `except Exception`: a stdlib swallower.
+    Case(
+        "enum-missing-swallow",
+        "import enum\ndef spin(cls, value):\n    while True:\n        pass\n"
+        "E = enum.Enum('E', {'A': 1, '_missing_': classmethod(spin)})\n"
+        "for k in range(3):\n    try:\n        E(99)\n    except ValueError:\n        print('CAUGHT')\nprint('AFTER')",
+        may_deny=True,
+    ),
 ]
 
 
@@ -390,6 +405,54 @@ HOSTILE_CASES = [
     ),
 ]
 
+# str subclasses that lie about their length and content, or loop, when host code
+# measures, slices, encodes or iterates them (repr() accepts a str subclass).
+LYING_STR = (
+    "class S(str):\n"
+    "    def encode(self, *a, **k):\n        return b''\n"
+    "    def __len__(self):\n        return 0\n"
+    "    def __getitem__(self, i):\n        return ''\n"
+    "    def __str__(self):\n        return self\n"
+)
+LOOPING_STR = "class L(str):\n" + "".join(
+    f"    def {m}(self, *a, **k):\n" + LOOPS
+    for m in ("__len__", "__getitem__", "encode", "__iter__")
+)
+
+HOSTILE_CASES += [
+    Case(
+        "repr-returns-lying-str",
+        LYING_STR + "class B:\n    def __repr__(self):\n        return S('z' * 100000)\nb = B()\nb",
+    ),
+    Case(
+        "repr-returns-looping-str",
+        LOOPING_STR + "class B:\n    def __repr__(self):\n        return L('abc')\nb = B()\nb",
+    ),
+    Case("looping-str-value", LOOPING_STR + "x = L('abc')\nx"),
+    Case("looping-str-dict", LOOPING_STR + "x = {L('k'): L('v')}\nx"),
+    Case("lying-str-dict-key", LYING_STR + "x = {S('k' * 100000): 1}\nx"),
+    Case("exception-looping-str", LOOPING_STR + "raise ValueError(L('abc'))"),
+    Case("exception-lying-str", LYING_STR + "raise ValueError(S('m' * 1000000))"),
+    Case("final-answer-looping-str", LOOPING_STR + "final_answer(L('abc'))"),
+    # Built-ins that end or interrupt a snippet, raised from inside host-side reprs.
+    Case(
+        "repr-calls-final-answer",
+        "class B:\n    def __repr__(self):\n        final_answer('r')\n        return 'b'\nb = B()",
+    ),
+    Case(
+        "repr-raises-system-exit",
+        "class B:\n    def __repr__(self):\n        raise SystemExit(1)\nb = B()\nb",
+    ),
+    Case(
+        "repr-raises-keyboard-interrupt",
+        "class B:\n    def __repr__(self):\n        raise KeyboardInterrupt\nb = B()\nb",
+    ),
+    Case(
+        "repr-raises-base-exception",
+        "class B:\n    def __repr__(self):\n        raise BaseException('x')\nb = B()\nb",
+    ),
+]
+
 ACCEPTABLE_HOSTILE = {Verdict.OK, Verdict.ERROR, Verdict.TIMEOUT}
 
 
@@ -494,6 +557,62 @@ def test_module_replacement_not_used_by_host(make_interp: MakeInterp) -> None:
         Interpreter(limits=SHORT), "import json, copy\njson.dumps(copy.deepcopy([1]))"
     )
     assert fresh.value is not None and fresh.value.repr == "'[1]'"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "code",
+    [
+        "print(S('x' * 100000))",
+        "print('a', end=S('y' * 100000))",
+        "print(S('x' * 5000), sep=S('-' * 5000))",
+        "for i in range(100):\n    print(S('w' * 1000))",
+    ],
+    ids=["print", "end", "sep", "many"],
+)
+def test_output_cap_not_fooled_by_str_subclass(make_interp: MakeInterp, code: str) -> None:
+    limits = Limits(wall_time_s=2.0, output_bytes=1000)
+    res = timed_run(make_interp(limits=limits), LYING_STR + code)
+    assert len(res.stdout.encode()) <= limits.output_bytes + 64
+    assert res.truncated
+    assert verdict_of(res) in {Verdict.OUTPUT_TRUNCATED, Verdict.OK}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "print(chr(0xD800))",
+        "x = chr(0xD800)\nx",
+        "raise ValueError(chr(0xDCFF))",
+        "final_answer(chr(0xD800))",
+        "y = {chr(0xD800): [chr(0xDFFF)]}",
+        "print('ok', end=chr(0xDFFF))",
+    ],
+    ids=["stdout", "value", "error", "final-answer", "state-json", "print-end"],
+)
+def test_results_are_valid_utf8(make_interp: MakeInterp, code: str) -> None:
+    """Lone surrogates made at run time must not reach the result: every layer after
+    the interpreter (frames, protobuf strings) needs valid UTF-8 text."""
+    res = timed_run(make_interp(), code)
+    blob = json.dumps(res.to_dict(), ensure_ascii=False)
+    blob.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate
+
+
+@pytest.mark.timeout(30)
+def test_tool_calling_snippet_hooks_stays_under_limits(make_interp: MakeInterp) -> None:
+    """A tool that calls str() on a snippet object runs the snippet's hook under the snippet's limits."""
+
+    def show(x: object) -> str:
+        return str(x)
+
+    interp = make_interp(limits=SHORT, tools={"show": show})
+    res = timed_run(
+        interp, "class B:\n    def __str__(self):\n" + LOOPS + "show(B())\nprint('AFTER')"
+    )
+    assert verdict_of(res) is Verdict.TIMEOUT, f"{res.verdict}: {res.error}"
+    assert "AFTER" not in res.stdout
+    after = timed_run(interp, "show(12)")
+    assert after.value is not None and after.value.repr == "'12'"
 
 
 @pytest.mark.timeout(30)
