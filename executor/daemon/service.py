@@ -1,16 +1,15 @@
 """The `corral.v1.Executor` servicer: one method per RPC, no lifecycle.
 
 Each handler authenticates, finds the caller's session, claims its lock (one
-sandbox call at a time), and drives the synchronous container driver from a
-thread. Errors are `DaemonError`s, turned into gRPC statuses by `_rpc` using
-`errors.grpc_status` (the one mapping).
+sandbox call at a time) and talks to the session's container through
+`channel.AsyncSandbox` on the event loop. Errors are `DaemonError`s, turned
+into gRPC statuses by `_rpc` using `errors.grpc_status` (the one mapping).
 
-Execute bridges two worlds: the driver thread reads frames from the container
-and calls `on_output` / `on_tool_call`; those hand events to the event loop
-through a queue, and tool answers come back from the client's request stream
-to the blocked driver thread through a `concurrent.futures.Future`. The
-event loop owns the hard deadline (wall time + grace): when it passes, the
-container is killed, which also unblocks the driver thread.
+Execute runs the snippet as a task that reads the container's frames; output
+chunks and tool calls go through a queue to the response stream as they
+arrive, tool answers come back from the client's request stream through one
+future per call, and the task's own deadline (wall time + grace, not counting
+time spent waiting for tools) ends in a kill and a TIMEOUT with session_lost.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import base64
 import binascii
 import collections
 import functools
-import itertools
 import json
 import logging
 import posixpath
@@ -108,7 +106,6 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         self.accepting = True
         self.snippets_executed = 0
         self._closed: collections.OrderedDict[str, str] = collections.OrderedDict()
-        self._ids = itertools.count(1)
         self.running: set[asyncio.Task[Any]] = set()
 
     # --- helpers -------------------------------------------------------------
@@ -118,9 +115,6 @@ class ExecutorService(pb_grpc.ExecutorServicer):
 
     def _session(self, session_id: str, context: grpc.aio.ServicerContext) -> Session:
         return self.sessions.get(session_id, self._caller(context))
-
-    def _frame_id(self) -> str:
-        return f"d{next(self._ids)}"
 
     async def end_session(self, session: Session, reason: str) -> None:
         """Forget the session and destroy its container (idempotent)."""
