@@ -59,7 +59,7 @@ from .policy import (
 from .result import ErrorInfo, Limits, Result, Value, Variable, Verdict
 from .rules import SNIPPET_FILENAME, SNIPPET_MODULE
 from .safe_builtins import build_builtins
-from .summary import describe, describe_by_type, variable
+from .summary import clean_text, describe, describe_by_type, variable
 
 FINAL_ANSWER = "final_answer"
 SUMMARY_TIME_S = 2.0  # most time spent describing value/state after a run, seconds
@@ -97,10 +97,11 @@ class _Output:
             return 0
         if self.truncated:
             return len(text)
-        size = len(text.encode("utf-8", "surrogatepass"))
+        text = clean_text(str.__str__(text))  # exact str, valid UTF-8
+        size = len(text.encode("utf-8"))
         if self.used + size > self.cap:
             room = self.cap - self.used
-            text = text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+            text = text.encode("utf-8")[:room].decode("utf-8", "ignore")
             size = room
             self.truncated = True
         self.used += size
@@ -529,13 +530,13 @@ class Interpreter:
             )
         elif not isinstance(exc, ControlFlow):
             message = describer.call(lambda: _clip(_safe_str(exc)))
-            info.message = message if isinstance(message, str) else ""
+            info.message = clean_text(message) if isinstance(message, str) else ""
         return info
 
     def _error_info_plain(self, exc: BaseException, lines: list[str]) -> ErrorInfo:
         """Type, line and (for our own exceptions) message, without running snippet code."""
         line = _snippet_line(exc.__traceback__)
-        message = str(exc) if isinstance(exc, ControlFlow) else ""
+        message = clean_text(str(exc)) if isinstance(exc, ControlFlow) else ""
         return ErrorInfo(_public_type(exc), message, line, _line(lines, line))
 
 
@@ -627,7 +628,7 @@ def _public_type(exc: BaseException) -> str:
     if name:
         return name
     name = type(exc).__name__
-    return name if isinstance(name, str) else "Exception"
+    return clean_text(name) if type(name) is str else "Exception"
 
 
 def _snippet_line(tb: TracebackType | None) -> int | None:

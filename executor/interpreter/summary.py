@@ -26,9 +26,30 @@ _MAX_DEPTH = 20
 JSON_MAX_ITEMS = 1000
 
 
+def clean_text(text: str) -> str:
+    """`text` as valid UTF-8: lone surrogates (which frames and protobuf reject) become U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def _has_surrogates(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def type_name(obj: Any) -> str:
     name = type(obj).__name__
-    return name if isinstance(name, str) else "object"
+    return clean_text(name) if type(name) is str else "object"
 
 
 class _Budget(Exception):
@@ -156,6 +177,8 @@ def to_json(obj: Any, max_bytes: int) -> tuple[bool, Any]:
 
     def scalar_size(x: Any, kind: type) -> int:
         if kind is str:
+            if _has_surrogates(x):
+                raise _Budget
             return len(x) + 2
         if kind is int:
             if -_BIG_INT <= x < _BIG_INT:
@@ -201,7 +224,7 @@ def to_json(obj: Any, max_bytes: int) -> tuple[bool, Any]:
             res = {}
             size = 2
             for k, v in x.items():
-                if type(k) is not str:
+                if type(k) is not str or _has_surrogates(k):
                     raise _Budget
                 t = type(v)
                 if t is str or t is int or t is float or t is bool or v is None:
@@ -237,7 +260,7 @@ def describe(obj: Any, limits: Limits) -> Value:
         text = bounded_repr(obj, limits.repr_chars)
     return Value(
         type=type_name(obj),
-        repr=text,
+        repr=clean_text(text),
         json=data,
         has_json=has_json,
     )
@@ -245,7 +268,8 @@ def describe(obj: Any, limits: Limits) -> Value:
 
 def describe_by_type(obj: Any) -> Value:
     """Fallback when the window ran out: no snippet code runs."""
-    return Value(type=type_name(obj), repr=f"<{type_name(obj)} object>")
+    name = clean_text(type_name(obj))
+    return Value(type=name, repr=f"<{name} object>")
 
 
 def variable(name: str, value: Value) -> Variable:
