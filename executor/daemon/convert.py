@@ -164,7 +164,7 @@ def parse_json_object(text: str, what: str) -> dict[str, Any]:
         return {}
     try:
         obj = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ValueError(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{what} must be a JSON object, got {type(obj).__name__}")

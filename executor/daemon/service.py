@@ -525,7 +525,7 @@ def _tool_reply(tr: pb.ToolResult) -> dict[str, Any]:
         }
     try:
         value = json.loads(tr.value_json) if tr.value_json else None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         return {
             "ok": False,
             "error": {

@@ -49,10 +49,12 @@ G_VALUE = "_corral_value_"
 G_FINALLY = "_corral_finally_"
 TMP_PREFIX = "_corral_t"
 
-# A literal exponent up to this multiplies the bit length at most 64-fold; a
-# literal shift up to this adds at most 4096 bits. Both are far below any
-# memory danger, so `x ** 2` and `x << 8` run unguarded at full speed.
-SMALL_POW_LITERAL = 64
+# A literal exponent up to this at most doubles the bit length; a literal shift
+# up to this adds at most 4096 bits, so `x ** 2` and `x << 8` run unguarded at
+# full speed. Larger literal exponents stay guarded: `x = x ** 64` in a loop
+# reaches a single uninterruptible multiplication of gigabit integers in four
+# steps. Augmented `**=` / `<<=` are always guarded (they are the loop form).
+SMALL_POW_LITERAL = 2
 SMALL_SHIFT_LITERAL = 4096
 
 FORMAT_ATTRIBUTES = frozenset({"format", "format_map"})
@@ -457,16 +459,10 @@ class CorralPolicy(RestrictingNodeTransformer):
         """Allow augmented assignment; guard `**=` and `<<=` like `**` and `<<`."""
         self.children(node)
         if isinstance(node.op, ast.Pow):
-            small = _is_small_int_literal(node.value, SMALL_POW_LITERAL)
-            guard = G_IPOW
-        elif isinstance(node.op, ast.LShift):
-            small = _is_small_int_literal(node.value, SMALL_SHIFT_LITERAL)
-            guard = G_ILSHIFT
-        else:
-            return node
-        if small:
-            return node
-        return self._guarded_augassign(node, guard)
+            return self._guarded_augassign(node, G_IPOW)
+        if isinstance(node.op, ast.LShift):
+            return self._guarded_augassign(node, G_ILSHIFT)
+        return node
 
     def _guarded_augassign(self, node: ast.AugAssign, guard: str) -> list[ast.stmt]:
         """`t op= v` -> `t = guard(t, v)`, evaluating the target's object and key once."""
