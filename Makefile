@@ -11,7 +11,7 @@ proto:  ## regenerate the committed gRPC modules from proto/executor.proto
 	$(PYTHON) -m executor.protogen
 
 image: install  ## build the sandbox image (debootstrap when no base can be pulled)
-	$(PYTHON) -m executor.cli build-image
+	$(PYTHON) -m executor.cli build-image --prune
 
 lint:
 	$(PYTHON) -m ruff check .

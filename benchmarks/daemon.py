@@ -164,7 +164,7 @@ def bench_raw_channel(client: Any, image: str, instance: str, n: int) -> dict[st
         sb.destroy()
 
 
-def _concurrent(clients: int, seconds: float, cycle: Callable[[], None]) -> dict[str, float]:
+def _concurrent(clients: int, seconds: float, cycle: Callable[[], None]) -> dict[str, Any]:
     stop = time.monotonic() + seconds
     counts = [0] * clients
     errors: list[str] = []
@@ -190,10 +190,11 @@ def _concurrent(clients: int, seconds: float, cycle: Callable[[], None]) -> dict
         "cycles": sum(counts),
         "seconds": round(elapsed, 2),
         "errors": len(errors),
+        "error_samples": sorted(set(errors))[:3],
     }
 
 
-def bench_sustained_daemon(target: str, clients: int, seconds: float) -> dict[str, float]:
+def bench_sustained_daemon(target: str, clients: int, seconds: float) -> dict[str, Any]:
     channel = grpc.insecure_channel(target)
     stub = pb_grpc.ExecutorStub(channel)
 
@@ -211,7 +212,7 @@ def bench_sustained_daemon(target: str, clients: int, seconds: float) -> dict[st
 
 def bench_sustained_raw(
     client: Any, image: str, instance: str, clients: int, seconds: float
-) -> dict[str, float]:
+) -> dict[str, Any]:
     from executor.sandbox.driver import Sandbox
 
     labels = {LABEL_MANAGED: "1", LABEL_INSTANCE: instance, LABEL_ROLE: "bench"}
