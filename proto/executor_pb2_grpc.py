@@ -110,7 +110,8 @@ class ExecutorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UploadFile(self, request, context):
-        """Files live in the session's /workspace (a size-capped tmpfs).
+        """Files live in the session's /workspace (a size-capped tmpfs); snippets
+        read and write them with open(), which is confined to /workspace.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

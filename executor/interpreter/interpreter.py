@@ -33,6 +33,7 @@ from .errors import (
     ResourceLimit,
     TimeoutInterrupt,
 )
+from .files import make_workspace_open
 from .guards import (
     ControlFlowSafeContext,
     FinallyGuard,
@@ -140,7 +141,8 @@ class Interpreter:
     `authorized_imports` extends the default safe list (smolagents matching:
     "numpy", "numpy.*", "*"). `tools` are host callables exposed by name.
     `variables` seed the namespace. `print_callback(text)` receives printed
-    output as it is produced.
+    output as it is produced. With `workspace` (a directory), snippets get an
+    `open()` confined to it (see files.py); without one there is no `open`.
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class Interpreter:
         *,
         unsafe_allow_never_imports: bool = False,
         capture_sys_stdout: bool = True,
+        workspace: str | None = None,
     ) -> None:
         self._int_bits = [0]
         self.limits = limits or Limits()
@@ -195,6 +198,9 @@ class Interpreter:
             writable_types=self._writable_types,
             tools=self._tools,
         )
+        if workspace is not None:
+            # Files uploaded through the API are readable, results writable; nothing else.
+            self._builtins["open"] = make_workspace_open(workspace)
         self.globals: dict[str, Any] = {"__builtins__": self._builtins, "__name__": SNIPPET_MODULE}
         if variables:
             self.set_variables(variables)

@@ -240,7 +240,9 @@ PLAIN_BUILTINS: frozenset[str] = frozenset(
 # getattr, setattr, hasattr, delattr, __import__, __build_class__.
 #
 # Never handed out, with reasons:
-#   eval, exec, compile: run unchecked code.       open: the filesystem.
+#   eval, exec, compile: run unchecked code.
+#   open: the filesystem; only a workspace-confined `open` (files.py) is given,
+#     and only when the interpreter has a workspace (the runner's /workspace).
 #   input: blocks on the runner's stdin (the frame channel).
 #   breakpoint, help: interactive, reach pdb/pydoc and sys.
 #   globals, locals, vars: the namespace dicts (rebinding tools, __builtins__).

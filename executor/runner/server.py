@@ -212,6 +212,7 @@ class Runner:
             variables=variables,
             limits=ilimits,
             print_callback=self._print,
+            workspace=self.workspace.root,
         )
 
     def _print(self, text: str) -> None:

@@ -83,6 +83,34 @@ def test_file_upload_download_and_caps(stub, daemon):
         stub.CloseSession(pb.CloseSessionRequest(session_id=session_id))
 
 
+def test_snippet_reads_uploads_and_writes_downloads_in_the_workspace(stub):
+    """Files uploaded through the API are the snippet's input; what it writes can be downloaded."""
+    session_id = open_session(stub)
+    try:
+        stub.UploadFile(
+            pb.UploadFileRequest(session_id=session_id, path="in.csv", data=b"x,y\n1,2\n3,4\n")
+        )
+        code = (
+            "rows = [line.split(',') for line in open('in.csv').read().split()[1:]]\n"
+            "total = sum(int(a) * int(b) for a, b in rows)\n"
+            "with open('out.txt', 'w') as f:\n"
+            "    f.write(f'total={total}')\n"
+            "total"
+        )
+        result = execute(stub, session_id, code).result
+        assert result.verdict == pb.VERDICT_OK, result.error
+        assert json.loads(result.value.json) == 14
+        down = stub.DownloadFile(pb.DownloadFileRequest(session_id=session_id, path="out.txt"))
+        assert down.data == b"total=14"
+        # The interpreter's open() stays inside the workspace.
+        escape = execute(stub, session_id, "open('/etc/passwd').read()").result
+        assert escape.verdict == pb.VERDICT_ERROR
+        assert escape.error.type == "PermissionError"
+        assert "root:" not in escape.stdout + escape.error.message
+    finally:
+        stub.CloseSession(pb.CloseSessionRequest(session_id=session_id))
+
+
 def test_container_killed_from_outside(stub, daemon, docker_client):
     session_id = open_session(stub)
     container_id = daemon.daemon.sessions.get(session_id, "anonymous").sandbox.container_id
