@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -302,5 +303,24 @@ def validate(cfg: DaemonConfig) -> None:
         problems.append(f"log_format={cfg.log_format!r}: use one of {', '.join(LOG_FORMATS)}")
     if cfg.hard_timeout_grace_ms < 0 or cfg.open_wait_s < 0 or cfg.shutdown_drain_s < 0:
         problems.append("hard_timeout_grace_ms, open_wait_s and shutdown_drain_s must be >= 0")
+    if not cfg.tokens and not _is_local_listen(cfg.listen):
+        problems.append(
+            f"listen={cfg.listen!r} reaches beyond this machine but no token is configured: "
+            "anyone who can connect could run code; add --token NAME=SECRET (and TLS), "
+            "or listen on 127.0.0.1:PORT or unix:/path"
+        )
     if problems:
         raise ConfigError("invalid daemon config: " + "; ".join(problems))
+
+
+def _is_local_listen(listen: str) -> bool:
+    """True for unix sockets and loopback addresses (what needs no token)."""
+    if listen.startswith("unix:"):
+        return True
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

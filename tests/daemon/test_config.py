@@ -85,12 +85,24 @@ def test_self_check_flag_negates():
         ({"max_file_bytes": 64 << 20}, "does not fit a container frame"),
         ({"bogus": 1}, "unknown config key(s): bogus"),
         ({"pool_warm": "many"}, "config key pool_warm"),
+        ({"listen": "0.0.0.0:50051"}, "no token is configured"),
+        ({"listen": "192.0.2.7:50051"}, "no token is configured"),
     ],
 )
 def test_invalid_configs_name_the_key(changes, message):
     with pytest.raises(ConfigError) as err:
         DaemonConfig().replace(**changes)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:0", "localhost:50051", "[::1]:50051", "unix:/tmp/c"])
+def test_local_listeners_need_no_token(listen):
+    assert DaemonConfig().replace(listen=listen).listen == listen
+
+
+def test_network_listener_with_a_token_is_allowed():
+    cfg = DaemonConfig().replace(listen="0.0.0.0:50051", tokens={"alice": TOKEN_A})
+    assert cfg.auth_enabled
 
 
 def test_bad_toml_names_the_file(tmp_path: Path):
