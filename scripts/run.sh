@@ -7,7 +7,9 @@ PYTHON="${PYTHON:-python3}"
 TARGET="${CORRAL_LISTEN:-127.0.0.1:50051}"
 export CORRAL_TARGET="$TARGET"
 
-"$PYTHON" -m executor.cli serve --listen "$TARGET" &
+# Its own session: a terminal's Ctrl-C reaches only this script, which then
+# asks the daemon for one graceful shutdown (a second signal would force it).
+setsid "$PYTHON" -m executor.cli serve --listen "$TARGET" &
 daemon=$!
 stop() { kill -TERM "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true; }
 trap stop EXIT
