@@ -96,15 +96,7 @@ class AsyncSandbox(Sandbox):
                 continue
             except OSError as exc:
                 raise self._fail(SandboxGone(f"the sandbox's channel broke: {exc}")) from None
-            if not data:
-                tail = self.stderr_tail[-500:].strip()
-                raise self._fail(
-                    SandboxGone(
-                        "the sandbox's stream ended (container exited or was killed)"
-                        + (f"; stderr tail: {tail}" if tail else "")
-                    )
-                )
-            self._demux(data)
+            self._absorb(data)
         return self._frames.popleft()
 
     async def request_async(self, frame: dict[str, Any], timeout: float) -> dict[str, Any]:

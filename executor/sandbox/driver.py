@@ -484,16 +484,20 @@ class Sandbox:
                 continue
             except OSError as exc:
                 raise self._fail(SandboxGone(f"the sandbox's channel broke: {exc}")) from None
-            if not data:
-                tail = self.stderr_tail[-500:].strip()
-                raise self._fail(
-                    SandboxGone(
-                        "the sandbox's stream ended (container exited or was killed)"
-                        + (f"; stderr tail: {tail}" if tail else "")
-                    )
-                )
-            self._demux(data)
+            self._absorb(data)
         return self._frames.popleft()
+
+    def _absorb(self, data: bytes) -> None:
+        """Take bytes read from the attach socket; an empty read means the stream ended."""
+        if not data:
+            tail = self.stderr_tail[-500:].strip()
+            raise self._fail(
+                SandboxGone(
+                    "the sandbox's stream ended (container exited or was killed)"
+                    + (f"; stderr tail: {tail}" if tail else "")
+                )
+            )
+        self._demux(data)
 
     def _demux(self, data: bytes) -> None:
         """Split the engine's multiplexed stream: 8-byte headers (stream, 0, 0, 0, length)."""
