@@ -4,8 +4,8 @@ PIP ?= $(PYTHON) -m pip
 
 .PHONY: install proto image lint typecheck pytest test serve run fuzz bench clean
 
-install:  ## install Corral with its dev and integration extras
-	$(PIP) install -q --disable-pip-version-check -e '.[dev,smolagents,bench]'
+install:  ## install Corral with the daemon, dev and integration extras
+	$(PIP) install -q --disable-pip-version-check -e '.[daemon,dev,smolagents,bench]'
 
 proto:  ## regenerate the committed gRPC modules from proto/executor.proto
 	$(PYTHON) -m executor.protogen

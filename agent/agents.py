@@ -24,7 +24,7 @@ from agent.models import Message, Model, ToolCallRequest
 from agent.parsing import FormatError, extract_code, parse_tool_calls, truncate
 from agent.results import Result, Verdict
 from agent.tools import FinalAnswerTool, Tool
-from executor.limits import SessionLimits
+from proto.limits import SessionLimits
 
 
 def default_imports_text() -> str:

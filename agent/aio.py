@@ -25,8 +25,8 @@ from agent.client import DEFAULT_TIMEOUT_S, OPEN_TIMEOUT_S
 from agent.errors import CorralError, ProtocolError, SessionClosed, from_rpc_error
 from agent.results import Result, Variable, variable_from_proto
 from agent.tools import FunctionTool, Tool
-from executor.limits import SessionLimits
 from proto import executor_pb2, executor_pb2_grpc
+from proto.limits import SessionLimits
 
 
 class AsyncClient:

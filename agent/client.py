@@ -29,8 +29,8 @@ from agent.errors import (
 )
 from agent.results import Result, Variable, variable_from_proto
 from agent.tools import Tool
-from executor.limits import SessionLimits
 from proto import executor_pb2, executor_pb2_grpc
+from proto.limits import SessionLimits
 
 # Deadline of the small unary calls (variables, files, close, stats), seconds.
 DEFAULT_TIMEOUT_S = 30.0

@@ -1,6 +1,6 @@
 """The client-side `Result`: the interpreter's Result plus usage and session loss.
 
-Field names are those of `executor.interpreter.result.Result` (the contract
+Field names are those of `proto.results.Result` (the contract
 shared by every layer); `from_proto` is the single place where a gRPC
 `ExecuteResult` becomes one. JSON carried by the daemon is decoded here; text
 that does not decode is kept as its repr only (`has_json=False`), never trusted.
@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from executor.interpreter.result import ErrorInfo, Value, Variable, Verdict
-from executor.interpreter.result import Result as _InterpreterResult
+from proto.results import ErrorInfo, Value, Variable, Verdict
+from proto.results import Result as _InterpreterResult
 
 __all__ = [
     "ErrorInfo",

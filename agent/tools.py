@@ -21,11 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.errors import ToolError
-
-# The type vocabulary of `corral.v1.ToolSpec.inputs_json` (proto/executor.proto).
-TYPES: frozenset[str] = frozenset(
-    {"string", "integer", "number", "boolean", "array", "object", "any", "null"}
-)
+from proto.tools import TYPE_TO_PY, TYPES
 
 _PY_TO_TYPE: dict[Any, str] = {
     str: "string",
@@ -40,16 +36,6 @@ _PY_TO_TYPE: dict[Any, str] = {
     object: "any",
     type(None): "null",
     None: "null",
-}
-_TYPE_TO_PY: dict[str, str] = {
-    "string": "str",
-    "integer": "int",
-    "number": "float",
-    "boolean": "bool",
-    "array": "list",
-    "object": "dict",
-    "any": "Any",
-    "null": "None",
 }
 
 
@@ -217,9 +203,9 @@ class Tool:
         """`def name(arg: type, ...) -> type:` plus a docstring, for a code-writing model."""
         params = []
         for arg, spec in self.inputs.items():
-            py = _TYPE_TO_PY[spec["type"]]
+            py = TYPE_TO_PY[spec["type"]]
             params.append(f"{arg}: {py} | None = None" if spec.get("nullable") else f"{arg}: {py}")
-        lines = [f"def {self.name}({', '.join(params)}) -> {_TYPE_TO_PY[self.output_type]}:"]
+        lines = [f"def {self.name}({', '.join(params)}) -> {TYPE_TO_PY[self.output_type]}:"]
         # A triple quote inside a description would end the docstring early.
         desc_lines = (self.description.strip() or self.name).replace('"""', "'''").splitlines()
         doc = ['"""' + desc_lines[0], *desc_lines[1:]]

@@ -20,8 +20,8 @@ import grpc
 
 from agent.errors import CorralError, InvalidArgument, ToolError
 from agent.tools import Tool, as_tool
-from executor.limits import LIMIT_FIELDS, SessionLimits
 from proto import executor_pb2
+from proto.limits import LIMIT_FIELDS, SessionLimits
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 TARGET_ENV = "CORRAL_TARGET"

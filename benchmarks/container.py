@@ -29,8 +29,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from executor.limits import SessionLimits
 from executor.sandbox import LABEL_INSTANCE, LABEL_MANAGED, LABEL_ROLE
+from proto.limits import SessionLimits
 
 SNIPPET = "1 + 1"
 TARGET_CHANNEL_P50_MS = 1.0

@@ -36,10 +36,10 @@ import grpc  # noqa: E402
 import psutil  # noqa: E402
 
 from executor.daemon.testing import DaemonProcess  # noqa: E402
-from executor.limits import SessionLimits  # noqa: E402
 from executor.sandbox import LABEL_INSTANCE, LABEL_MANAGED, LABEL_ROLE  # noqa: E402
 from proto import executor_pb2 as pb  # noqa: E402
 from proto import executor_pb2_grpc as pb_grpc  # noqa: E402
+from proto.limits import SessionLimits  # noqa: E402
 
 WARM = 8  # warm containers of the benchmarked daemon
 

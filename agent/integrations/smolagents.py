@@ -31,7 +31,7 @@ from agent.client import Client, Session
 from agent.errors import ToolError
 from agent.results import python_value
 from agent.tools import TYPES, Tool
-from executor.limits import SessionLimits
+from proto.limits import SessionLimits
 
 __all__ = ["CorralExecutor", "SmolagentsTool"]
 

@@ -19,7 +19,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from executor.runner.frames import FrameError, encode
 from executor.sandbox import driver
 from executor.sandbox.driver import (
     OUTPUT_SLACK,
@@ -33,6 +32,7 @@ from executor.sandbox.driver import (
     SandboxRequestError,
     SandboxTimeout,
 )
+from proto.frames import FrameError, encode
 
 ToolHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from executor.daemon.errors import ConfigError
-from executor.limits import LIMIT_FIELDS, MiB, SessionLimits
-from executor.runner.frames import DEFAULT_MAX_FRAME
+from proto.frames import DEFAULT_MAX_FRAME
+from proto.limits import LIMIT_FIELDS, MiB, SessionLimits
 
 ENV_PREFIX = "CORRAL_"
 MIN_TOKEN_CHARS = 16

@@ -12,8 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from executor.limits import LIMIT_FIELDS, SessionLimits
 from proto import executor_pb2 as pb
+from proto.limits import LIMIT_FIELDS, SessionLimits
 
 MAX_TEXT_CHARS = 1 << 20  # type names, reprs, messages: clamped to this many characters
 MAX_STATE_ITEMS = 10_000

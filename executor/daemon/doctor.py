@@ -17,8 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from executor.limits import SessionLimits
 from executor.sandbox import LABEL_INSTANCE, LABEL_MANAGED, LABEL_ROLE
+from proto.limits import SessionLimits
 
 # Runs as raw CPython inside the hardened container; prints one JSON object.
 PROBE_CODE = r"""

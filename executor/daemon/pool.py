@@ -32,7 +32,7 @@ import psutil
 from executor.daemon.errors import PoolExhausted, ShuttingDown
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.sessions import CONTAINER_LIMIT_FIELDS
-from executor.limits import SessionLimits
+from proto.limits import SessionLimits
 
 log = logging.getLogger("corral.daemon.pool")
 

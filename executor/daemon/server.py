@@ -34,10 +34,10 @@ from executor.daemon.pool import Pool
 from executor.daemon.reconcile import LABEL_DAEMON_PID, daemon_labels, reconcile
 from executor.daemon.service import ExecutorService
 from executor.daemon.sessions import SessionRegistry
-from executor.limits import SessionLimits
 from executor.sandbox import LABEL_INSTANCE
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
+from proto.limits import SessionLimits
 
 log = logging.getLogger("corral.daemon")
 

@@ -44,9 +44,9 @@ from executor.daemon.errors import (
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.pool import Pool
 from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
-from executor.limits import SessionLimits
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
+from proto.limits import SessionLimits
 
 log = logging.getLogger("corral.daemon.service")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from executor.daemon.errors import LimitTooHigh, SessionBusy, SessionNotFound
-from executor.limits import LIMIT_FIELDS, SessionLimits
+from proto.limits import LIMIT_FIELDS, SessionLimits
 
 # Limits the container is created with: a session asking for other values
 # than the pool's cannot take a warm container (they are fixed at creation).

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from executor.interpreter.result import Verdict
-from executor.limits import LIMIT_FIELDS
+from proto.limits import LIMIT_FIELDS
+from proto.results import Verdict
 
 MARKER = "ESCAPED"  # printed by a snippet only once its dangerous step succeeded
 

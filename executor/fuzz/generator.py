@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from executor.fuzz.corpus import CorpusEntry
 from executor.fuzz.grammar import generate_program
 from executor.fuzz.mutators import mutate
-from executor.interpreter.result import Verdict
+from proto.results import Verdict
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ sandbox image.
 
 from __future__ import annotations
 
+from proto.results import ErrorInfo, Result, Value, Variable, Verdict
+
 from .errors import (
     ControlFlow,
     CpuLimitExceeded,
@@ -110,7 +112,7 @@ from .errors import (
     UnsafeImportError,
 )
 from .interpreter import Interpreter
-from .result import ErrorInfo, Limits, Result, Value, Variable, Verdict
+from .limits import Limits
 from .rules import DEFAULT_IMPORTS, NEVER_IMPORTS
 
 __all__ = [

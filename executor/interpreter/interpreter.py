@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from types import FunctionType, TracebackType
 from typing import Any
 
+from proto.results import ErrorInfo, Result, Value, Variable, Verdict
+
 from .errors import (
     ControlFlow,
     CpuLimitExceeded,
@@ -43,6 +45,7 @@ from .guards import (
     make_write_guard,
     reraise_control,
 )
+from .limits import Limits
 from .modules import PROXY_TYPES, Importer, ImportRules, is_proxy
 from .policy import (
     G_FINALLY,
@@ -57,7 +60,6 @@ from .policy import (
     G_WRITE,
     bind_policy,
 )
-from .result import ErrorInfo, Limits, Result, Value, Variable, Verdict
 from .rules import SNIPPET_FILENAME, SNIPPET_MODULE
 from .safe_builtins import build_builtins
 from .summary import clean_text, describe, describe_by_type, variable

@@ -15,8 +15,10 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
+from proto.results import Value, Variable
+
 from .errors import ControlFlow
-from .result import Limits, Value, Variable
+from .limits import Limits
 
 _SCALARS = (int, float, complex, bool, type(None))
 _MAX_DEPTH = 20

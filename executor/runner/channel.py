@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from executor.runner.frames import (
+from proto.frames import (
     DEFAULT_MAX_FRAME,
     HEADER,
     FrameError,

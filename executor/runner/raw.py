@@ -25,7 +25,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from executor.interpreter.result import ErrorInfo, Limits, Result, Value, Variable, Verdict
+from executor.interpreter.limits import Limits
+from proto.results import ErrorInfo, Result, Value, Variable, Verdict
 
 
 class RawTimeout(BaseException):

@@ -23,29 +23,18 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from executor.interpreter.result import ErrorInfo, Limits, Result, Variable, Verdict
+from executor.interpreter.limits import Limits
 from executor.runner import rlimits
 from executor.runner.channel import Channel, ChannelClosed, FrameError, FrameTooLarge
 from executor.runner.output import OutputStream
 from executor.runner.tools import ToolBroker, make_stub
 from executor.runner.workspace import Workspace, WorkspaceError
+from proto.limits import SessionLimits
+from proto.results import ErrorInfo, Result, Variable, Verdict
 
-LIMIT_KEYS = (
-    "wall_time_ms",
-    "cpu_time_ms",
-    "output_bytes",
-    "code_bytes",
-    "memory_bytes",
-    "tool_timeout_ms",
-)
-DEFAULT_LIMITS: dict[str, int] = {
-    "wall_time_ms": 10_000,
-    "cpu_time_ms": 10_000,
-    "output_bytes": 1 << 20,
-    "code_bytes": 256 << 10,
-    "memory_bytes": 512 << 20,
-    "tool_timeout_ms": 30_000,
-}
+# The limits the runner enforces per snippet, with the defaults declared once in proto/limits.
+DEFAULT_LIMITS: dict[str, int] = SessionLimits().runner_limits()
+LIMIT_KEYS = tuple(DEFAULT_LIMITS)
 MAX_IMPORTS = 256
 MAX_TOOLS = 256
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from executor.runner.channel import Channel, ChannelClosed, ChannelTimeout, FrameError, signals_held
+from proto.tools import TYPE_TO_PY
 
 # Error types a tool may raise into the snippet by name: ordinary Exception
 # subclasses a snippet may reasonably catch. Anything else (including every
@@ -55,17 +56,6 @@ SAFE_ERRORS: dict[str, type[Exception]] = {
     )
 }
 
-# JSON schema type names (smolagents tool declarations) -> Python annotation names.
-_TYPE_NAMES = {
-    "string": "str",
-    "integer": "int",
-    "number": "float",
-    "boolean": "bool",
-    "array": "list",
-    "object": "dict",
-    "null": "None",
-    "any": "Any",
-}
 
 MAX_ABANDONED = 1024  # timed-out call ids remembered, to drop their late answers quietly
 MAX_ERROR_MESSAGE = 4096  # characters of a tool error message shown to the snippet
@@ -199,7 +189,7 @@ def make_stub(broker: ToolBroker, decl: dict[str, Any]) -> Callable[..., Any]:
         if not isinstance(arg, str) or not arg.isidentifier() or keyword.iskeyword(arg):
             raise ValueError(f"tool {name!r}: input name {arg!r} is not a Python identifier")
         spec = spec if isinstance(spec, dict) else {}
-        tname = _TYPE_NAMES.get(str(spec.get("type", "any")), "Any")
+        tname = TYPE_TO_PY.get(str(spec.get("type", "any")), "Any")
         nullable = bool(spec.get("nullable"))
         if nullable:
             seen_default = True
@@ -211,7 +201,7 @@ def make_stub(broker: ToolBroker, decl: dict[str, Any]) -> Callable[..., Any]:
         )
         arg_docs.append(f"    {arg} ({tname}): {spec.get('description', '')!s}")
     signature = inspect.Signature(
-        params, return_annotation=_TYPE_NAMES.get(str(decl.get("output_type", "any")), "Any")
+        params, return_annotation=TYPE_TO_PY.get(str(decl.get("output_type", "any")), "Any")
     )
 
     def stub(*args: Any, **kwargs: Any) -> Any:

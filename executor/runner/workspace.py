@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import stat
 
-from executor.runner.frames import DEFAULT_MAX_FRAME
+from proto.frames import DEFAULT_MAX_FRAME
 
 # base64 grows data by 4/3; keep room for the frame's other fields.
 MAX_FILE_BYTES = (DEFAULT_MAX_FRAME - 4096) // 4 * 3

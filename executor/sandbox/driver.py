@@ -28,10 +28,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from executor.interpreter.result import Verdict
-from executor.limits import SessionLimits
-from executor.runner.frames import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, encode
 from executor.sandbox import CONTAINER_PREFIX, LABEL_MANAGED
+from proto.frames import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, encode
+from proto.limits import SessionLimits
+from proto.results import Verdict
 
 STDERR_TAIL_BYTES = 8 << 10  # last bytes of the runner's stderr kept for diagnostics
 READ_CHUNK = 1 << 16

@@ -20,8 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from executor.limits import MiB, SessionLimits
 from executor.sandbox import LABEL_MANAGED
+from proto.limits import MiB, SessionLimits
 
 SANDBOX_UID = 65534  # "nobody" on Debian; no files in the image belong to it
 SANDBOX_USER = f"{SANDBOX_UID}:{SANDBOX_UID}"

@@ -15,8 +15,9 @@ Where the image comes from, step by step:
 2. The wheels in ``sandbox_images/requirements.txt``, downloaded on the host
    with ``pip download --only-binary=:all:`` for CPython 3.11 manylinux (cached
    too). The image build never touches a package index.
-3. The Corral sources the sandbox needs (``executor/__init__.py``,
-   ``executor/interpreter``, ``executor/runner``): the last, fast layer.
+3. The Corral sources the sandbox needs (``executor/interpreter``,
+   ``executor/runner`` and the standard-library modules of ``proto/``): the
+   last, fast layer.
 """
 
 from __future__ import annotations
@@ -52,8 +53,17 @@ BUILD_TIMEOUT_S = 1800
 LABEL_BASE = "io.corral.base"
 LABEL_HASH = "io.corral.content-hash"
 
-# Sources copied into the image, relative to the repository root.
-SOURCE_FILES = ("executor/__init__.py",)
+# Sources copied into the image, relative to the repository root: the runner, the
+# interpreter, and the standard-library half of the protocol they speak (not the
+# generated gRPC modules, which need protobuf and are only used outside the sandbox).
+SOURCE_FILES = (
+    "executor/__init__.py",
+    "proto/__init__.py",
+    "proto/frames.py",
+    "proto/limits.py",
+    "proto/results.py",
+    "proto/tools.py",
+)
 SOURCE_TREES = ("executor/interpreter", "executor/runner")
 
 PLATFORM_ARGS = (

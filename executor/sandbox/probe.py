@@ -16,8 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from executor.limits import SessionLimits
 from executor.sandbox import LABEL_INSTANCE, LABEL_MANAGED, LABEL_ROLE
+from proto.limits import SessionLimits
 
 HARD_TIMEOUT_GRACE_S = 5.0  # beyond the soft wall time, before the container is killed
 

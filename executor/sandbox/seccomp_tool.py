@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from executor.limits import SessionLimits
 from executor.sandbox import CONTAINER_PREFIX, LABEL_INSTANCE, LABEL_ROLE
 from executor.sandbox.hardening import SECCOMP_PROFILE_PATH, container_config
+from proto.limits import SessionLimits
 
 POLICY_PATH = SECCOMP_PROFILE_PATH.parent / "policy.toml"
 REPO_ROOT = SECCOMP_PROFILE_PATH.parents[2]
@@ -597,7 +597,7 @@ def record(python: str | None = None, *, raw: bool = False, timeout: float = 300
     if strace is None:
         raise SeccompToolError("strace is not installed: `apt-get install strace` (as root)")
     try:
-        from executor.runner.frames import FrameError, encode, read_frame
+        from proto.frames import FrameError, encode, read_frame
     except ImportError as exc:
         raise SeccompToolError(f"the runner's frame codec is unavailable: {exc}") from exc
     python = python or sys.executable

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from executor.limits import MiB, SessionLimits
 from executor.sandbox import CONTAINER_PREFIX, LABEL_INSTANCE, LABEL_MANAGED
 from executor.sandbox.driver import (
     Sandbox,
@@ -15,6 +14,7 @@ from executor.sandbox.driver import (
     SandboxGone,
     SandboxRequestError,
 )
+from proto.limits import MiB, SessionLimits
 from tests.runner.sandboxes import SandboxFactory
 
 pytestmark = pytest.mark.docker

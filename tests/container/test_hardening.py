@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from executor.limits import MiB, SessionLimits
 from executor.sandbox import LABEL_INSTANCE, LABEL_MANAGED
 from executor.sandbox.hardening import SANDBOX_ENV, host_cpus
 from executor.sandbox.seccomp_tool import RawRun, run_snippet
+from proto.limits import MiB, SessionLimits
 
 pytestmark = pytest.mark.docker
 
@@ -411,8 +411,8 @@ def test_closing_stdin_ends_the_runner_and_removes_the_container(
 
     import docker
 
-    from executor.runner.frames import FrameDecoder
     from executor.sandbox.hardening import container_config
+    from proto.frames import FrameDecoder
 
     cfg = container_config(SessionLimits(), labels={LABEL_INSTANCE: test_instance_id})
     container = docker_client.containers.create(sandbox_image, **cfg)

@@ -96,7 +96,7 @@ def test_ensure_image_is_idempotent_and_tags_latest(docker_client: Any, sandbox_
 
 CONTENTS = """
 import json, sys, importlib.metadata as md, numpy, pandas, RestrictedPython, executor
-import executor.runner.frames
+import proto.frames
 print(json.dumps({
     "python": list(sys.version_info[:2]),
     "versions": {d: md.version(d) for d in ("numpy", "pandas", "RestrictedPython",
@@ -132,8 +132,8 @@ def test_packages_import_under_isolated_mode(
     """`python3 -I` (the runner's command) ignores PYTHONPATH and cwd: corral.pth must work."""
     from docker.types import LogConfig
 
-    from executor.limits import SessionLimits
     from executor.sandbox.hardening import container_config
+    from proto.limits import SessionLimits
 
     cfg = container_config(
         SessionLimits(),
@@ -142,7 +142,7 @@ def test_packages_import_under_isolated_mode(
             "python3",
             "-I",
             "-c",
-            "import numpy, pandas, executor.runner.frames; print('ok')",
+            "import numpy, pandas, proto.frames; print('ok')",
         ],
     )
     cfg.update(auto_remove=False, stdin_open=False, log_config=LogConfig(type="json-file"))

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from executor.limits import MiB, SessionLimits
 from executor.sandbox import LABEL_INSTANCE
 from executor.sandbox.driver import Sandbox, SandboxRequestError
 from executor.sandbox.probe import run_probe
+from proto.limits import MiB, SessionLimits
 from tests.runner.sandboxes import SandboxFactory
 
 pytestmark = pytest.mark.docker

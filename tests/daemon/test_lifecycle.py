@@ -17,9 +17,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from executor.daemon import doctor
 from executor.daemon.reconcile import LABEL_DAEMON_PID, daemon_labels
 from executor.daemon.testing import running_daemon
-from executor.limits import SessionLimits
 from executor.sandbox.driver import Sandbox
 from proto import executor_pb2 as pb
+from proto.limits import SessionLimits
 from tests.daemon.helpers import (
     container_names,
     execute,

@@ -22,8 +22,8 @@ from executor.daemon.errors import (
 from executor.daemon.metrics import Counter, DaemonMetrics, Histogram
 from executor.daemon.service import _workspace_path
 from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
-from executor.limits import SessionLimits
 from proto import executor_pb2 as pb
+from proto.limits import SessionLimits
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from executor.fuzz.corpus import CLASSES, CorpusEntry, CorpusError, load_corpus, render
-from executor.interpreter.result import Verdict
+from proto.results import Verdict
 from tests.fuzz.conftest import DUMMY_VALUES
 
 ENTRIES = load_corpus()

@@ -23,8 +23,8 @@ import pytest
 from executor.fuzz.canaries import Canaries
 from executor.fuzz.corpus import MARKER, CorpusEntry, load_corpus
 from executor.interpreter import Interpreter, Limits
-from executor.limits import SessionLimits
 from executor.sandbox import LABEL_INSTANCE, LABEL_ROLE
+from proto.limits import SessionLimits
 
 ENTRIES = load_corpus()
 INTERPRETER = [e for e in ENTRIES if "interpreter" in e.layers]

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from executor.interpreter import Interpreter, Limits
-from executor.interpreter.result import Result, Verdict
+from proto.results import Result, Verdict
 
 # Small limits keep every test fast; a runaway snippet ends in about a second.
 FAST_LIMITS = Limits(wall_time_s=2.0)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from executor.interpreter import Interpreter, Limits, Verdict
-from executor.interpreter.result import Result
+from proto.results import Result
 from tests.interpreter.conftest import DENIED, Canary, MakeInterp, assert_refused, verdict_of
 
 SHORT = Limits(wall_time_s=0.5)

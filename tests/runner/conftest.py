@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from executor.runner.frames import FrameDecoder, encode
+from proto.frames import FrameDecoder, encode
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from executor.limits import SessionLimits
 from executor.sandbox import LABEL_INSTANCE, LABEL_MANAGED, LABEL_ROLE
 from executor.sandbox.driver import Sandbox
+from proto.limits import SessionLimits
 
 LABEL_CASE = "io.corral.test-case"  # unique per start: lets a test find its own container
 

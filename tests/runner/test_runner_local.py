@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.runner.frames import DEFAULT_MAX_FRAME, encode
+from proto.frames import DEFAULT_MAX_FRAME, encode
 from tests.runner.conftest import RunnerProcess
 
 SEARCH_TOOL = {

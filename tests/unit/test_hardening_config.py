@@ -7,7 +7,6 @@ import json
 import pytest
 from docker.models.containers import _create_container_args
 
-from executor.limits import MiB, SessionLimits
 from executor.sandbox import LABEL_INSTANCE, LABEL_MANAGED
 from executor.sandbox.hardening import (
     RAW_FLAG,
@@ -20,6 +19,7 @@ from executor.sandbox.hardening import (
     cpu_count_for,
     cpuset_for,
 )
+from proto.limits import MiB, SessionLimits
 
 LABELS = {LABEL_INSTANCE: "unit"}
 

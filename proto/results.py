@@ -1,10 +1,10 @@
-"""Verdicts, results and limits of one snippet run.
+"""Verdicts and results of one snippet run.
 
 These types are the contract shared by every layer: the interpreter returns a
 `Result`, the runner serialises it with `Result.to_dict()` into a result frame,
 the daemon turns that dict into the gRPC `ExecuteResult`, and the client gives
-users an object with the same field names. Standard library only: this module
-is copied into the sandbox image.
+users an object with the same field names. Standard library only: the client
+imports it without the interpreter, and it is copied into the sandbox image.
 """
 
 from __future__ import annotations
@@ -34,29 +34,6 @@ class Verdict(enum.StrEnum):
     def ok(self) -> bool:
         """True when the snippet ran to completion."""
         return self in (Verdict.OK, Verdict.OUTPUT_TRUNCATED)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-snippet limits the interpreter enforces in-process.
-
-    Container-wide limits (memory, pids, workspace) live in `executor.limits`;
-    these are the ones a single Python process can enforce on itself.
-    """
-
-    wall_time_s: float = 10.0  # soft wall-clock timeout per snippet, seconds
-    output_bytes: int = 1 << 20  # printed output kept per snippet, bytes (UTF-8)
-    code_bytes: int = 256 << 10  # maximum snippet size, bytes (UTF-8)
-    recursion_depth: int = 200  # maximum nesting of snippet function calls
-    int_bits: int = 1 << 20  # largest int a `**` or `<<` may produce, bits (~315k digits)
-    int_str_digits: int = 4300  # int<->str conversion cap, decimal digits (CPython default)
-    repr_chars: int = 1000  # length of reprs in `value` and `state`
-    json_bytes: int = 64 << 10  # largest JSON value reported per variable, bytes
-    state_items: int = 200  # most variables reported in `state`
-
-    def with_(self, **changes: Any) -> Limits:
-        """Return a copy with some fields changed."""
-        return Limits(**{**asdict(self), **changes})
 
 
 @dataclass
