@@ -19,6 +19,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "executor.sandbox.seccomp_tool",  # seccomp generate | record | verify
     "executor.fuzz.cli",  # fuzz
     "executor.local",  # run (in-process snippet run, no Docker)
+    "executor.fleet",  # fleet nginx-config (many daemons behind a proxy)
 )
 
 
