@@ -32,6 +32,7 @@ import codeop
 import json
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -42,6 +43,7 @@ from agent.client import Client, Session
 from agent.errors import (
     AgentError,
     CorralError,
+    CorralWarning,
     InvalidArgument,
     ModelError,
     PermissionDenied,
@@ -545,6 +547,8 @@ def _run_agent_with(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The commands print the daemon's warnings themselves, one line each.
+    warnings.simplefilter("ignore", CorralWarning)
     try:
         return int(args.func(args))
     except CorralError as exc:  # anything a command did not turn into its own exit code
