@@ -466,6 +466,13 @@ def cmd_repl(args: argparse.Namespace) -> int:
                 session.close()
     except CorralError as exc:
         return _failure_exit(exc, err)
+    except UnicodeDecodeError as exc:
+        print(
+            f"corral: standard input is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+            "pipe UTF-8 (e.g. through iconv -t utf-8)",
+            file=err,
+        )
+        return EXIT_USAGE
     return 0
 
 

@@ -274,6 +274,7 @@ class Session:
         self._check_open()
         if isinstance(names, str):
             names = [names]
+        names = [wire.check_text(n, "a variable name") for n in names or ()]
         response = self.client._call(
             "GetVariables",
             executor_pb2.GetVariablesRequest(session_id=self.id, names=list(names or ())),

@@ -117,7 +117,15 @@ def channel_credentials(tls: TlsOption) -> grpc.ChannelCredentials | None:
 
 
 def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {token}"),) if token else ()
+    """The bearer-token header; InvalidArgument for a token no HTTP/2 header can carry."""
+    if not token:
+        return ()
+    if not isinstance(token, str) or not all(" " < c <= "~" for c in token):
+        raise InvalidArgument(
+            "the token must be printable ASCII without spaces (check --token / CORRAL_TOKEN "
+            "for a stray newline or quote)"
+        )
+    return (("authorization", f"Bearer {token}"),)
 
 
 def limits_proto(limits: Mapping[str, int] | SessionLimits | None) -> Any:

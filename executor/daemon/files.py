@@ -66,5 +66,9 @@ def file_entries(raw: Any) -> list[pb.FileEntry]:
             or not -(1 << 62) < mtime < 1 << 62
         ):
             raise SandboxCallFailed("the runner sent a malformed file listing entry")
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SandboxCallFailed("the runner sent a file name that is not UTF-8") from None
         out.append(pb.FileEntry(path=path, size=size, is_dir=is_dir, mtime_ms=mtime))
     return out

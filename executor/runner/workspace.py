@@ -145,6 +145,8 @@ class Workspace:
                     st = entry.stat(follow_symlinks=False)
                     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
                         continue
+                    if not _utf8(entry.name):
+                        continue  # a name no client could send back (not UTF-8)
                     is_dir = stat.S_ISDIR(st.st_mode)
                     rel = entry.name if prefix == "." else f"{prefix}/{entry.name}"
                     entries.append(
@@ -184,6 +186,14 @@ class Workspace:
             raise WorkspaceError(f"cannot make directory {path!r}: {exc.strerror}") from None
         # A symlink raced in by a raw snippet must not have redirected the creation.
         self.resolve(path)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def too_large(path: object, size: int, cap: int) -> str:

@@ -221,3 +221,37 @@ def test_agent_out_of_steps_says_so_and_exits_13(daemon: Any) -> None:
     )
     assert "The model's last reply: Probably 45." in p.stdout
     assert p.stderr == "corral: step limit of 1 reached without a final answer\n"
+
+
+@pytest.mark.docker
+def test_repl_with_non_utf8_input_exits_2(daemon: Any) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
+    env.update(PYTHONPATH=str(REPO), CORRAL_TARGET=daemon.target, PYTHONIOENCODING="utf-8")
+    p = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "repl"],
+        input=b"x = 1\n" + LATIN1,
+        capture_output=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+    assert p.returncode == 2
+    assert p.stderr.decode() == (
+        "corral: standard input is not UTF-8 text (byte 0xe9); pipe UTF-8 (e.g. through "
+        "iconv -t utf-8)\n"
+    )
+
+
+@pytest.mark.docker
+def test_a_lone_surrogate_in_argv_is_a_usage_error(daemon: Any) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
+    env.update(PYTHONPATH=str(REPO), CORRAL_TARGET=daemon.target)
+    p = subprocess.run(
+        [sys.executable.encode(), b"-m", b"agent.cli", b"exec", b"print('caf\xe9')"],
+        capture_output=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+    assert p.returncode == 2, p.stderr
+    assert b"code is not valid Unicode text" in p.stderr and b"Traceback" not in p.stderr

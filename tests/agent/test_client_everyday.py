@@ -234,3 +234,9 @@ def test_text_tool_calls_still_go_back_as_text() -> None:
     assert agent.run("2*3?") == 6
     roles = [m["role"] for m in model.calls_log[1]["messages"]]
     assert roles == ["system", "user", "assistant", "user"]
+
+
+def test_a_token_no_header_can_carry_is_a_typed_error() -> None:
+    with pytest.raises(InvalidArgument, match="printable ASCII without spaces"):
+        Client("127.0.0.1:1", token="s3cret\n")
+    assert wire.call_metadata("abc") == (("authorization", "Bearer abc"),)

@@ -193,3 +193,13 @@ def test_snippet_helpers_stay_in_the_workspace(tmp_path: Path) -> None:
     h["remove"]("a/f")
     h["remove"]("a/b")
     assert h["listdir"]("a") == [] and (tmp_path / "secret").read_text() == "s"
+
+
+def test_names_that_are_not_utf8_are_left_out_of_listings(ws: Workspace) -> None:
+    with open(os.path.join(os.fsencode(ws.root), b"caf\xe9"), "wb"):
+        pass
+    ws.write("ok", b"1")
+    assert [e["path"] for e in ws.list_dir(".")] == ["ok"]
+    entry = {"path": "caf\udce9", "size": 0, "is_dir": False, "mtime_ms": 0}
+    with pytest.raises(SandboxCallFailed, match="not UTF-8"):
+        file_entries([entry])
