@@ -224,3 +224,18 @@ def test_one_file_size_cap_reported_the_same_way(client: Client, daemon: Any) ->
             "(config: max_file_bytes)"
         )
         assert [e.size for e in s.files()] == [cap + 1]
+
+
+def test_async_file_operations(daemon: Any) -> None:
+    async def main() -> tuple[list[str], bytes, list[str]]:
+        async with AsyncClient(daemon.target) as client, client.session() as s:
+            await s.upload("/workspace/in/a.txt", "hi")
+            await s.mkdir("out")
+            listed = [f.path for f in await s.files()]
+            data = await s.download("in/a.txt")
+            await s.remove("/workspace/in/a.txt")
+            with pytest.raises(InvalidArgument, match="names the workspace itself"):
+                await s.download(".")
+            return listed, data, [f.path for f in await s.files("in")]
+
+    assert asyncio.run(main()) == (["in", "out"], b"hi", [])
