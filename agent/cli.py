@@ -2,8 +2,7 @@
 
     corral exec 'print(1 + 1)'           run one snippet, print its result
     corral exec -f script.py --json      machine-readable result
-    corral exec --import numpy --wall-time-ms 2000 --limit memory_bytes=268435456 -c '...'
-
+    corral exec --import numpy --wall-time-ms 2000 --limit pids=16 -c 'import numpy'
     corral repl                          a stateful session (stdin, interactive or piped)
     corral agent TASK --model ID --base-url URL
     corral demo                          "Calculate the 100th Fibonacci number", end to end
@@ -152,7 +151,10 @@ class LocalError(InvalidArgument):
 
 
 def _connection_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", help="daemon address host:port (env CORRAL_TARGET)")
+    parser.add_argument(
+        "--target",
+        help="daemon address host:port, or a bare host for port 50051 (env CORRAL_TARGET)",
+    )
     parser.add_argument("--token", help="bearer token (env CORRAL_TOKEN)")
     parser.add_argument("--tls-ca", metavar="PEM", help="use TLS, trusting this CA bundle")
     parser.add_argument(
