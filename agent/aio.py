@@ -51,7 +51,7 @@ class AsyncClient:
     ) -> None:
         self.target = wire.resolve_target(target)
         self._metadata = wire.call_metadata(wire.resolve_token(token))
-        self.timeout = timeout
+        self.timeout = wire.check_timeout(timeout, "Client timeout=")
         self.closed = False
         creds = wire.channel_credentials(tls)
         if creds is None:
@@ -213,7 +213,11 @@ class AsyncSession:
         """Yield printed output (str) as it arrives, then the Result (last item)."""
         self._check_open()
         start = wire.start_request(self.id, code)
-        deadline = timeout if timeout is not None else wire.execute_timeout(self.limits)
+        deadline = (
+            wire.check_timeout(timeout)
+            if timeout is not None
+            else wire.execute_timeout(self.limits)
+        )
         call = self.client._stub.Execute(metadata=self.client._metadata, timeout=deadline)
         result: Result | None = None
         finished = False

@@ -64,7 +64,7 @@ class Client:
     ) -> None:
         self.target = wire.resolve_target(target)
         self._metadata = wire.call_metadata(wire.resolve_token(token))
-        self.timeout = timeout
+        self.timeout = wire.check_timeout(timeout, "Client timeout=")
         self.closed = False
         creds = wire.channel_credentials(tls)
         if creds is None:
@@ -110,6 +110,7 @@ class Client:
         Raises Unavailable when it does not within `timeout` seconds.
         """
         self.check_open()
+        timeout = wire.check_timeout(timeout, "wait_ready timeout")
         try:
             grpc.channel_ready_future(self._channel).result(timeout=timeout)
         except grpc.FutureTimeoutError as exc:
@@ -215,7 +216,11 @@ class Session:
                     return
                 yield item
 
-        deadline = timeout if timeout is not None else wire.execute_timeout(self.limits)
+        deadline = (
+            wire.check_timeout(timeout)
+            if timeout is not None
+            else wire.execute_timeout(self.limits)
+        )
         try:
             call = self.client._stub.Execute(
                 request_iter(), metadata=self.client._metadata, timeout=deadline

@@ -61,6 +61,13 @@ def resolve_target(target: str | None) -> str:
     return raw
 
 
+def check_timeout(value: object, what: str = "timeout") -> float:
+    """A deadline in seconds: a positive int or float (not a bool, str or NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidArgument(f"{what} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 def check_text(value: object, what: str) -> str:
     """`value` when it is a str that can be sent as UTF-8, else InvalidArgument saying why.
 

@@ -240,3 +240,14 @@ def test_a_token_no_header_can_carry_is_a_typed_error() -> None:
     with pytest.raises(InvalidArgument, match="printable ASCII without spaces"):
         Client("127.0.0.1:1", token="s3cret\n")
     assert wire.call_metadata("abc") == (("authorization", "Bearer abc"),)
+
+
+@pytest.mark.parametrize("bad", [0, -1, "30", True, float("nan")])
+def test_timeouts_are_positive_numbers(bad: object) -> None:
+    with pytest.raises(InvalidArgument, match="must be a positive number of seconds"):
+        Client("127.0.0.1:1", timeout=bad)  # type: ignore[arg-type]
+    with (
+        Client("127.0.0.1:1") as client,
+        pytest.raises(InvalidArgument, match="wait_ready timeout must be a positive"),
+    ):
+        client.wait_ready(bad)  # type: ignore[arg-type]
