@@ -239,3 +239,16 @@ def test_async_file_operations(daemon: Any) -> None:
             return listed, data, [f.path for f in await s.files("in")]
 
     assert asyncio.run(main()) == (["in", "out"], b"hi", [])
+
+
+def test_a_session_at_the_container_minimums_runs(client: Client) -> None:
+    """The minimums are what a sandbox needs, not guesses: a session at all of them works."""
+    from executor.limits import LIMIT_MINIMUMS
+
+    container = ("memory_bytes", "pids", "cpu_millis", "workspace_bytes")
+    with client.session(limits={k: LIMIT_MINIMUMS[k] for k in container}) as s:
+        assert s.limits["pids"] == LIMIT_MINIMUMS["pids"]
+        r = s.run("import json\nprint('ok')\njson.dumps({'a': sum(range(1000))})")
+        assert (r.verdict, r.stdout, r.python_value) == (Verdict.OK, "ok\n", '{"a": 499500}')
+        s.upload("f.txt", b"x" * 1000)
+        assert s.download("f.txt") == b"x" * 1000
