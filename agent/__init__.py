@@ -22,7 +22,9 @@ from agent.client import Client, Session
 from agent.errors import (
     AgentError,
     Cancelled,
+    ClientClosed,
     CorralError,
+    CorralWarning,
     DeadlineExceeded,
     FailedPrecondition,
     Internal,
@@ -39,7 +41,7 @@ from agent.errors import (
 )
 from agent.memory import ActionStep, AgentMemory
 from agent.models import ChatMessage, Model, OpenAICompatibleModel, ScriptedModel, TokenUsage
-from agent.results import ErrorInfo, Result, Usage, Value, Variable, Verdict
+from agent.results import ErrorInfo, FileInfo, Result, Usage, Value, Variable, Verdict
 from agent.tools import Tool, tool
 
 __all__ = [
@@ -51,11 +53,14 @@ __all__ = [
     "Cancelled",
     "ChatMessage",
     "Client",
+    "ClientClosed",
     "CodeAgent",
     "CorralError",
+    "CorralWarning",
     "DeadlineExceeded",
     "ErrorInfo",
     "FailedPrecondition",
+    "FileInfo",
     "Internal",
     "InvalidArgument",
     "Model",

@@ -320,13 +320,14 @@ class ToolCallingAgent(MultiStepAgent):
         step.token_usage = message.token_usage
         step.model_output = message.content
         calls = message.tool_calls
+        step.native_tool_calls = bool(calls) and all(c.id for c in calls)
         if not calls:
             try:
                 calls = parse_tool_calls(message.content)
             except FormatError as exc:
                 step.error = str(exc)
                 return
-        if not message.content.strip():
+        if not message.content.strip() and not step.native_tool_calls:
             step.model_output = "Calling tools:\n" + json.dumps(
                 [{"name": c.name, "arguments": c.arguments} for c in calls], default=repr
             )

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import warnings
 from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from typing import Any
 
@@ -22,8 +24,15 @@ import grpc.aio
 
 from agent import wire
 from agent.client import DEFAULT_TIMEOUT_S, OPEN_TIMEOUT_S
-from agent.errors import CorralError, ProtocolError, SessionClosed, from_rpc_error
-from agent.results import Result, Variable, variable_from_proto
+from agent.errors import (
+    ClientClosed,
+    CorralError,
+    CorralWarning,
+    ProtocolError,
+    SessionClosed,
+    from_rpc_error,
+)
+from agent.results import FileInfo, Result, Variable, variable_from_proto
 from agent.tools import FunctionTool, Tool
 from proto import executor_pb2, executor_pb2_grpc
 from proto.limits import SessionLimits
@@ -42,7 +51,8 @@ class AsyncClient:
     ) -> None:
         self.target = wire.resolve_target(target)
         self._metadata = wire.call_metadata(wire.resolve_token(token))
-        self.timeout = timeout
+        self.timeout = wire.check_timeout(timeout, "Client timeout=")
+        self.closed = False
         creds = wire.channel_credentials(tls)
         if creds is None:
             self._channel = grpc.aio.insecure_channel(self.target, options=wire.CHANNEL_OPTIONS)
@@ -53,7 +63,15 @@ class AsyncClient:
         self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
 
     async def close(self) -> None:
+        """Close the connection (safe to call twice); later calls raise ClientClosed."""
+        self.closed = True
         await self._channel.close()
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise ClientClosed(
+                f"the client for {self.target} is closed; create a new AsyncClient to continue"
+            )
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -62,6 +80,7 @@ class AsyncClient:
         await self.close()
 
     async def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        self.check_open()
         try:
             return await getattr(self._stub, method)(
                 request, metadata=self._metadata, timeout=timeout or self.timeout
@@ -92,6 +111,7 @@ class AsyncClient:
         limits: Mapping[str, int] | SessionLimits | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> AsyncSession:
+        self.check_open()
         table = wire.tool_table(tools)
         request = wire.open_request(
             imports=imports, tools=table, variables=variables, limits=limits, labels=labels
@@ -99,12 +119,16 @@ class AsyncClient:
         response = await self._call(
             "OpenSession", request, timeout=max(self.timeout, OPEN_TIMEOUT_S)
         )
-        return AsyncSession(
+        session = AsyncSession(
             self,
             wire.check_session_id(response.session_id),
             wire.limits_dict(response.limits),
             table,
         )
+        session.warnings = [str(w) for w in response.warnings]
+        for text in session.warnings:
+            warnings.warn(text, CorralWarning, stacklevel=2)
+        return session
 
     async def stats(self) -> wire.Stats:
         return wire.Stats.from_proto(await self._call("GetStats", executor_pb2.GetStatsRequest()))
@@ -159,6 +183,7 @@ class AsyncSession:
         self.tools = tools
         self.closed = False
         self.lost = False
+        self.warnings: list[str] = []
 
     async def __aenter__(self) -> AsyncSession:
         return self
@@ -167,6 +192,7 @@ class AsyncSession:
         await self.close()
 
     def _check_open(self) -> None:
+        self.client.check_open()
         if self.closed:
             raise SessionClosed(f"session {self.id} is closed; open a new one")
         if self.lost:
@@ -187,7 +213,11 @@ class AsyncSession:
         """Yield printed output (str) as it arrives, then the Result (last item)."""
         self._check_open()
         start = wire.start_request(self.id, code)
-        deadline = timeout if timeout is not None else wire.execute_timeout(self.limits)
+        deadline = (
+            wire.check_timeout(timeout)
+            if timeout is not None
+            else wire.execute_timeout(self.limits)
+        )
         call = self.client._stub.Execute(metadata=self.client._metadata, timeout=deadline)
         result: Result | None = None
         finished = False
@@ -236,32 +266,60 @@ class AsyncSession:
         self._check_open()
         if isinstance(names, str):
             names = [names]
+        names = [wire.check_text(n, "a variable name") for n in names or ()]
         response = await self.client._call(
             "GetVariables",
             executor_pb2.GetVariablesRequest(session_id=self.id, names=list(names or ())),
         )
         return {v.name: variable_from_proto(v) for v in response.variables}
 
-    async def upload(self, path: str, data: bytes | str) -> int:
+    async def upload(self, path: str | os.PathLike[str], data: bytes | str) -> int:
         self._check_open()
-        payload = data.encode() if isinstance(data, str) else bytes(data)
+        payload = wire.file_data(data)
         response = await self.client._call(
             "UploadFile",
-            executor_pb2.UploadFileRequest(session_id=self.id, path=path, data=payload),
+            executor_pb2.UploadFileRequest(
+                session_id=self.id, path=wire.file_path(path), data=payload
+            ),
         )
         return int(response.size)
 
-    async def download(self, path: str) -> bytes:
+    async def download(self, path: str | os.PathLike[str]) -> bytes:
         self._check_open()
         response = await self.client._call(
-            "DownloadFile", executor_pb2.DownloadFileRequest(session_id=self.id, path=path)
+            "DownloadFile",
+            executor_pb2.DownloadFileRequest(session_id=self.id, path=wire.file_path(path)),
         )
         return bytes(response.data)
+
+    async def files(self, path: str | os.PathLike[str] = ".") -> list[FileInfo]:
+        self._check_open()
+        response = await self.client._call(
+            "ListFiles",
+            executor_pb2.ListFilesRequest(session_id=self.id, path=wire.file_path(path)),
+        )
+        return [FileInfo.from_proto(e) for e in response.entries]
+
+    async def remove(self, path: str | os.PathLike[str]) -> None:
+        self._check_open()
+        await self.client._call(
+            "RemoveFile",
+            executor_pb2.RemoveFileRequest(session_id=self.id, path=wire.file_path(path)),
+        )
+
+    async def mkdir(self, path: str | os.PathLike[str]) -> None:
+        self._check_open()
+        await self.client._call(
+            "MakeDirectory",
+            executor_pb2.MakeDirectoryRequest(session_id=self.id, path=wire.file_path(path)),
+        )
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self.client.closed:
+            return  # nothing can be sent; the daemon ends it at its idle timeout
         try:
             await self.client._call(
                 "CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id)

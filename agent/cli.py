@@ -2,20 +2,26 @@
 
     corral exec 'print(1 + 1)'           run one snippet, print its result
     corral exec -f script.py --json      machine-readable result
+    corral exec --import numpy --wall-time-ms 2000 --limit pids=16 -c 'import numpy'
     corral repl                          a stateful session (stdin, interactive or piped)
     corral agent TASK --model ID --base-url URL
     corral demo                          "Calculate the 100th Fibonacci number", end to end
 
-The daemon address comes from --target, else $CORRAL_TARGET, else
-127.0.0.1:50051; the token from --token, else $CORRAL_TOKEN. --wait SECONDS
-waits for a daemon that is still starting (`corrald serve & corral exec --wait 60 ...`).
+The daemon address comes from --target (host:port, or a bare host for port
+50051), else $CORRAL_TARGET, else 127.0.0.1:50051; the token from --token, else
+$CORRAL_TOKEN. --wait SECONDS waits for a daemon that is still starting
+(`corrald serve & corral exec --wait 60 ...`). The same names are used by
+`corrald run` and the Python API: --import MODULE (repeatable; imports=[...]),
+--wall-time-ms MS and --limit NAME=INT (limits={"wall_time_ms": ...}).
 
-Exit codes (exec; repl/agent/demo use 0 and the 10+ codes):
-   0  OK or OUTPUT_TRUNCATED        5  TIMEOUT          9  INTERNAL
-   1  ERROR (the snippet raised)     6  CPU_LIMIT       10  daemon unreachable or refused the call
-   2  bad command line               7  MEMORY_LIMIT    11  authentication failed (token)
-   3  SYNTAX_ERROR                   8  SANDBOX_LOST    12  agent or model failure
+Exit codes (exec; repl/agent/demo use 0, 2 and the 10+ codes):
+   0  OK or OUTPUT_TRUNCATED        6  CPU_LIMIT        11  authentication failed (token)
+   1  ERROR (the snippet raised)     7  MEMORY_LIMIT     12  agent or model failure
+   2  bad command line, file or      8  SANDBOX_LOST     13  agent reached --max-steps
+      limits (nothing was run)       9  INTERNAL             without a final answer
+   3  SYNTAX_ERROR                  10  daemon unreachable or refused the call
    4  POLICY_DENIED
+   5  TIMEOUT
 """
 
 from __future__ import annotations
@@ -25,17 +31,28 @@ import codeop
 import json
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from agent.agents import CodeAgent, MultiStepAgent, ToolCallingAgent
 from agent.client import Client, Session
-from agent.errors import AgentError, CorralError, ModelError, PermissionDenied, Unauthenticated
+from agent.errors import (
+    AgentError,
+    CorralError,
+    CorralWarning,
+    InvalidArgument,
+    ModelError,
+    PermissionDenied,
+    ToolError,
+    Unauthenticated,
+)
 from agent.memory import ActionStep, format_step
 from agent.models import Model, OpenAICompatibleModel, ScriptedModel
 from agent.results import Result, Verdict
+from proto.limits import LIMIT_FIELDS
 
 EXIT_BY_VERDICT: dict[Verdict, int] = {
     Verdict.OK: 0,
@@ -53,6 +70,7 @@ EXIT_USAGE = 2
 EXIT_DAEMON = 10
 EXIT_AUTH = 11
 EXIT_AGENT = 12
+EXIT_STEP_LIMIT = 13
 
 DEMO_TASK = "Calculate the 100th Fibonacci number"
 DEMO_ANSWER = 354224848179261915075
@@ -78,8 +96,65 @@ DEMO_SCRIPT: tuple[str, ...] = (
 )
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (0 means the daemon's default)."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; give 0 (the default) or more")
+    return value
+
+
+def limit_assignment(text: str) -> tuple[str, int]:
+    """argparse type for --limit NAME=INT (names as in `corral.v1.Limits`)."""
+    name, sep, value = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=INT (e.g. memory_bytes=268435456)")
+    if name not in LIMIT_FIELDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown limit {name!r}; known limits: {', '.join(LIMIT_FIELDS)}"
+        )
+    return name, non_negative_int(value.strip())
+
+
+def _limit_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wall-time-ms",
+        type=non_negative_int,
+        default=0,
+        metavar="MS",
+        help="wall-clock limit of each snippet, milliseconds (0: the daemon's default)",
+    )
+    parser.add_argument(
+        "--limit",
+        dest="limits",
+        type=limit_assignment,
+        action="append",
+        default=[],
+        metavar="NAME=INT",
+        help=f"any session limit, repeatable ({', '.join(LIMIT_FIELDS)})",
+    )
+
+
+def _limits(args: argparse.Namespace) -> dict[str, int] | None:
+    limits = dict(getattr(args, "limits", None) or ())
+    if getattr(args, "wall_time_ms", 0):
+        limits["wall_time_ms"] = args.wall_time_ms
+    return limits or None
+
+
+class LocalError(InvalidArgument):
+    """A problem found before contacting the daemon (unreadable file, ...): exit 2."""
+
+
 def _connection_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", help="daemon address host:port (env CORRAL_TARGET)")
+    parser.add_argument(
+        "--target",
+        help="daemon address host:port, or a bare host for port 50051 (env CORRAL_TARGET)",
+    )
     parser.add_argument("--token", help="bearer token (env CORRAL_TOKEN)")
     parser.add_argument("--tls-ca", metavar="PEM", help="use TLS, trusting this CA bundle")
     parser.add_argument(
@@ -109,11 +184,30 @@ def _model_args(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument(
         "--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key"
     )
-    parser.add_argument("--max-steps", type=int, default=10)
+    parser.add_argument(
+        "--max-steps",
+        type=positive_int,
+        default=10,
+        help="steps before the agent gives up (exit 13 when no final answer came)",
+    )
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2): `corral exec: --wall-time-ms: ... (see --help)`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="corral", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -121,13 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("exec", help="run one snippet and print its result")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("code", nargs="?", help="the snippet")
-    src.add_argument("-f", "--file", help="read the snippet from FILE ('-' for stdin)")
+    src.add_argument("-c", "--code", dest="code_opt", metavar="CODE", help="the snippet")
+    src.add_argument("-f", "--file", help="read the snippet from FILE ('-' for stdin), UTF-8")
     p.add_argument("--json", action="store_true", help="print the whole Result as JSON")
-    p.add_argument("--wall-time-ms", type=int, default=0, help="wall-time limit of the snippet")
+    _limit_args(p)
     _connection_args(p)
     p.set_defaults(func=cmd_exec)
 
     p = sub.add_parser("repl", help="an interactive, stateful session")
+    _limit_args(p)
     _connection_args(p)
     p.set_defaults(func=cmd_repl)
 
@@ -135,11 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--tool-calling", action="store_true", help="use the ToolCallingAgent instead")
     _model_args(p, required=True)
+    _limit_args(p)
     _connection_args(p)
     p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("demo", help=f"'{DEMO_TASK}' end to end (scripted model unless --model)")
     _model_args(p, required=False)
+    _limit_args(p)
     _connection_args(p)
     p.set_defaults(func=cmd_demo)
     return parser
@@ -156,13 +254,47 @@ def _client(args: argparse.Namespace) -> Client:
     return client
 
 
-def _failure_exit(exc: CorralError, err: TextIO) -> int:
-    print(f"corral: {exc}", file=err)
+def exit_code_for(exc: CorralError) -> int:
+    """The exit code of a call that failed (nothing ran, or the agent stopped)."""
     if isinstance(exc, Unauthenticated | PermissionDenied):
         return EXIT_AUTH
     if isinstance(exc, AgentError | ModelError):
         return EXIT_AGENT
+    if isinstance(exc, InvalidArgument | ToolError):
+        # Refused before anything ran: a bad flag, file, limit or import, said
+        # by this process or by the daemon; the command must change.
+        return EXIT_USAGE
     return EXIT_DAEMON
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _failure_exit(exc: CorralError, err: TextIO) -> int:
+    print(f"corral: {_one_line(str(exc))}", file=err)
+    return exit_code_for(exc)
+
+
+def _print_warnings(session: Session, err: TextIO) -> None:
+    for text in session.warnings:
+        print(f"corral: warning: {_one_line(text)}", file=err)
+
+
+def read_source(path: str) -> str:
+    """The snippet in FILE ('-' for stdin) as text; LocalError (exit 2) when unreadable."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise LocalError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise LocalError(
+            f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+            "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 def result_json(result: Result) -> dict[str, Any]:
@@ -217,17 +349,13 @@ def _stream_result(session: Session, code: str, out: TextIO, echo: bool) -> Resu
 
 def cmd_exec(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
-    if args.file:
-        try:
-            code = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
-        except OSError as exc:
-            print(f"corral: cannot read {args.file}: {exc}", file=err)
-            return EXIT_USAGE
-    else:
-        code = args.code
-    limits = {"wall_time_ms": args.wall_time_ms} if args.wall_time_ms else None
     try:
-        with _client(args) as client, client.session(imports=args.imports, limits=limits) as s:
+        code = read_source(args.file) if args.file else (args.code_opt or args.code or "")
+        with (
+            _client(args) as client,
+            client.session(imports=args.imports, limits=_limits(args)) as s,
+        ):
+            _print_warnings(s, err)
             result = _stream_result(s, code, out, echo=not args.json)
     except CorralError as exc:
         status = _failure_exit(exc, err)
@@ -313,9 +441,13 @@ def cmd_repl(args: argparse.Namespace) -> int:
             err.write(text)
             err.flush()
 
+    limits = _limits(args)
     try:
         with _client(args) as client:
-            session = client.session(imports=args.imports, labels={"client": "corral-repl"})
+            session = client.session(
+                imports=args.imports, limits=limits, labels={"client": "corral-repl"}
+            )
+            _print_warnings(session, err)
             try:
                 if interactive:
                     print(
@@ -331,16 +463,25 @@ def cmd_repl(args: argparse.Namespace) -> int:
                     out.flush()
                     if session.lost:
                         print("starting a new session (variables are gone)", file=err)
-                        session = client.session(imports=args.imports)
+                        session = client.session(imports=args.imports, limits=limits)
             finally:
                 session.close()
     except CorralError as exc:
         return _failure_exit(exc, err)
+    except UnicodeDecodeError as exc:
+        print(
+            f"corral: standard input is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+            "pipe UTF-8 (e.g. through iconv -t utf-8)",
+            file=err,
+        )
+        return EXIT_USAGE
     return 0
 
 
 def _print_step(step: ActionStep) -> None:
-    print(for_terminal(format_step(step), sys.stdout), flush=True)
+    # The final answer is printed once, after the last step (see _run_agent).
+    shown = replace(step, is_final_answer=False) if step.is_final_answer else step
+    print(for_terminal(format_step(shown), sys.stdout), flush=True)
 
 
 def _run_agent(agent: MultiStepAgent, task: str) -> int:
@@ -354,11 +495,24 @@ def _run_agent(agent: MultiStepAgent, task: str) -> int:
         if agent.client is not None:
             agent.client.close()
     usage = agent.memory.token_usage
-    print(
-        f"Final answer: {answer}\n[{len(agent.logs)} step(s), tokens in/out "
-        f"{usage.input_tokens}/{usage.output_tokens}]",
-        flush=True,
+    summary = (
+        f"[{len(agent.logs)} step(s), tokens in/out {usage.input_tokens}/{usage.output_tokens}]"
     )
+    if agent.memory.final_step is not None:
+        # No step gave a final answer: what the model said when asked without
+        # tools is not an answer the sandbox checked.
+        print(
+            f"No final answer: the agent reached its step limit ({agent.max_steps} steps; "
+            "raise --max-steps).\nThe model's last reply: "
+            f"{for_terminal(str(answer), sys.stdout)}\n{summary}",
+            flush=True,
+        )
+        print(
+            f"corral: step limit of {agent.max_steps} reached without a final answer",
+            file=sys.stderr,
+        )
+        return EXIT_STEP_LIMIT
+    print(f"Final answer: {for_terminal(str(answer), sys.stdout)}\n{summary}", flush=True)
     return 0
 
 
@@ -385,19 +539,29 @@ def _run_agent_with(
         client = _client(args)
     except CorralError as exc:
         return _failure_exit(exc, sys.stderr)
-    agent = cls(
-        model=model,
-        client=client,
-        authorized_imports=args.imports,
-        max_steps=args.max_steps,
-        on_step=_print_step,
-    )
+    try:
+        agent = cls(
+            model=model,
+            client=client,
+            authorized_imports=args.imports,
+            limits=_limits(args),
+            max_steps=args.max_steps,
+            on_step=_print_step,
+        )
+    except CorralError as exc:
+        client.close()
+        return _failure_exit(exc, sys.stderr)
     return _run_agent(agent, task)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    # The commands print the daemon's warnings themselves, one line each.
+    warnings.simplefilter("ignore", CorralWarning)
+    try:
+        return int(args.func(args))
+    except CorralError as exc:  # anything a command did not turn into its own exit code
+        return _failure_exit(exc, sys.stderr)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ snippet.
 
 from __future__ import annotations
 
+import os
 import queue
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -21,13 +23,15 @@ import grpc
 
 from agent import wire
 from agent.errors import (
+    ClientClosed,
     CorralError,
+    CorralWarning,
     ProtocolError,
     SessionClosed,
     Unavailable,
     from_rpc_error,
 )
-from agent.results import Result, Variable, variable_from_proto
+from agent.results import FileInfo, Result, Variable, variable_from_proto
 from agent.tools import Tool
 from proto import executor_pb2, executor_pb2_grpc
 from proto.limits import SessionLimits
@@ -41,10 +45,13 @@ OPEN_TIMEOUT_S = 120.0
 class Client:
     """A connection to a Corral daemon.
 
-    target: "host:port" (default: $CORRAL_TARGET, else 127.0.0.1:50051).
+    target: "host:port", or a bare host for port 50051 (default: $CORRAL_TARGET,
+    else 127.0.0.1:50051).
     token: bearer token for a daemon with auth (default: $CORRAL_TOKEN).
     tls: None (plaintext), True (system roots), a path to a CA bundle, or
     grpc.ChannelCredentials.
+    timeout: deadline of the small calls (variables, files, close, stats),
+    seconds; a snippet's deadline follows its limits (see `Session.run`).
     """
 
     def __init__(
@@ -57,7 +64,8 @@ class Client:
     ) -> None:
         self.target = wire.resolve_target(target)
         self._metadata = wire.call_metadata(wire.resolve_token(token))
-        self.timeout = timeout
+        self.timeout = wire.check_timeout(timeout, "Client timeout=")
+        self.closed = False
         creds = wire.channel_credentials(tls)
         if creds is None:
             self._channel = grpc.insecure_channel(self.target, options=wire.CHANNEL_OPTIONS)
@@ -68,7 +76,15 @@ class Client:
     # -- lifecycle --------------------------------------------------------
 
     def close(self) -> None:
+        """Close the connection (safe to call twice); later calls raise ClientClosed."""
+        self.closed = True
         self._channel.close()
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise ClientClosed(
+                f"the client for {self.target} is closed; create a new Client to continue"
+            )
 
     def __enter__(self) -> Client:
         return self
@@ -77,18 +93,24 @@ class Client:
         self.close()
 
     def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        self.check_open()
         try:
             return getattr(self._stub, method)(
                 request, metadata=self._metadata, timeout=timeout or self.timeout
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
+        except ValueError as exc:  # grpc: "Cannot invoke RPC: Channel closed!" (a race with close)
+            self.check_open()
+            raise CorralError(f"{method} could not be sent: {exc}") from exc
 
     def wait_ready(self, timeout: float) -> None:
         """Block until the daemon accepts connections (e.g. right after starting it).
 
         Raises Unavailable when it does not within `timeout` seconds.
         """
+        self.check_open()
+        timeout = wire.check_timeout(timeout, "wait_ready timeout")
         try:
             grpc.channel_ready_future(self._channel).result(timeout=timeout)
         except grpc.FutureTimeoutError as exc:
@@ -107,18 +129,30 @@ class Client:
         limits: Mapping[str, int] | SessionLimits | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> Session:
-        """Open a session (a warm container bound to you). Use it as a context manager."""
+        """Open a session (a warm container bound to you). Use it as a context manager.
+
+        imports: modules snippets may import beyond the safe defaults ("numpy",
+        "numpy.*", "*"); limits: {name: int} (see `proto.limits.SessionLimits`,
+        0 or absent = the daemon's default). The daemon's warnings (e.g. an
+        import naming no module in the sandbox) are in `Session.warnings` and
+        are also issued as `CorralWarning`s.
+        """
+        self.check_open()
         table = wire.tool_table(tools)
         request = wire.open_request(
             imports=imports, tools=table, variables=variables, limits=limits, labels=labels
         )
         response = self._call("OpenSession", request, timeout=max(self.timeout, OPEN_TIMEOUT_S))
-        return Session(
+        session = Session(
             self,
             wire.check_session_id(response.session_id),
             wire.limits_dict(response.limits),
             table,
         )
+        session.warnings = [str(w) for w in response.warnings]
+        for text in session.warnings:
+            warnings.warn(text, CorralWarning, stacklevel=2)
+        return session
 
     open_session = session
 
@@ -138,6 +172,7 @@ class Session:
         self.tools = tools
         self.closed = False
         self.lost = False  # the container died: every further call fails
+        self.warnings: list[str] = []  # the daemon's warnings when the session opened
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else "closed" if self.closed else "open"
@@ -150,6 +185,7 @@ class Session:
         self.close()
 
     def _check_open(self) -> None:
+        self.client.check_open()
         if self.closed:
             raise SessionClosed(f"session {self.id} is closed; open a new one")
         if self.lost:
@@ -180,10 +216,18 @@ class Session:
                     return
                 yield item
 
-        deadline = timeout if timeout is not None else wire.execute_timeout(self.limits)
-        call = self.client._stub.Execute(
-            request_iter(), metadata=self.client._metadata, timeout=deadline
+        deadline = (
+            wire.check_timeout(timeout)
+            if timeout is not None
+            else wire.execute_timeout(self.limits)
         )
+        try:
+            call = self.client._stub.Execute(
+                request_iter(), metadata=self.client._metadata, timeout=deadline
+            )
+        except ValueError as exc:  # the channel was closed meanwhile
+            self.client.check_open()
+            raise CorralError(f"Execute could not be sent: {exc}") from exc
         result: Result | None = None
         finished = False
         try:
@@ -235,35 +279,69 @@ class Session:
         self._check_open()
         if isinstance(names, str):
             names = [names]
+        names = [wire.check_text(n, "a variable name") for n in names or ()]
         response = self.client._call(
             "GetVariables",
             executor_pb2.GetVariablesRequest(session_id=self.id, names=list(names or ())),
         )
         return {v.name: variable_from_proto(v) for v in response.variables}
 
-    def upload(self, path: str, data: bytes | str) -> int:
-        """Write a file under /workspace; returns its size in bytes."""
+    def upload(self, path: str | os.PathLike[str], data: bytes | str) -> int:
+        """Write a file in the workspace ("x" or "/workspace/x"); returns its size in bytes.
+
+        Parent directories are created. Text is written as UTF-8.
+        """
         self._check_open()
-        payload = data.encode() if isinstance(data, str) else bytes(data)
+        payload = wire.file_data(data)
         response = self.client._call(
             "UploadFile",
-            executor_pb2.UploadFileRequest(session_id=self.id, path=path, data=payload),
+            executor_pb2.UploadFileRequest(
+                session_id=self.id, path=wire.file_path(path), data=payload
+            ),
         )
         return int(response.size)
 
-    def download(self, path: str) -> bytes:
-        """Read a file from /workspace."""
+    def download(self, path: str | os.PathLike[str]) -> bytes:
+        """Read a file from the workspace ("x" or "/workspace/x")."""
         self._check_open()
         response = self.client._call(
-            "DownloadFile", executor_pb2.DownloadFileRequest(session_id=self.id, path=path)
+            "DownloadFile",
+            executor_pb2.DownloadFileRequest(session_id=self.id, path=wire.file_path(path)),
         )
         return bytes(response.data)
+
+    def files(self, path: str | os.PathLike[str] = ".") -> list[FileInfo]:
+        """The entries of a workspace directory (default: its root), sorted by path."""
+        self._check_open()
+        response = self.client._call(
+            "ListFiles",
+            executor_pb2.ListFilesRequest(session_id=self.id, path=wire.file_path(path)),
+        )
+        return [FileInfo.from_proto(e) for e in response.entries]
+
+    def remove(self, path: str | os.PathLike[str]) -> None:
+        """Delete a file or an empty directory in the workspace."""
+        self._check_open()
+        self.client._call(
+            "RemoveFile",
+            executor_pb2.RemoveFileRequest(session_id=self.id, path=wire.file_path(path)),
+        )
+
+    def mkdir(self, path: str | os.PathLike[str]) -> None:
+        """Make a workspace directory and its missing parents (an existing one is fine)."""
+        self._check_open()
+        self.client._call(
+            "MakeDirectory",
+            executor_pb2.MakeDirectoryRequest(session_id=self.id, path=wire.file_path(path)),
+        )
 
     def close(self) -> None:
         """Destroy the session's container. Safe to call twice."""
         if self.closed:
             return
         self.closed = True
+        if self.client.closed:
+            return  # nothing can be sent; the daemon ends it at its idle timeout
         try:
             self.client._call("CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id))
         except CorralError:

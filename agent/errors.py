@@ -84,6 +84,14 @@ class SessionClosed(CorralError):
     """The session was closed on this side; open a new one."""
 
 
+class ClientClosed(SessionClosed):
+    """The Client was closed; its sessions can no longer be used. Make a new Client."""
+
+
+class CorralWarning(UserWarning):
+    """Something the daemon accepted but you probably did not mean (see `Session.warnings`)."""
+
+
 class ToolError(CorralError):
     """A tool definition or a tool call's arguments are invalid."""
 

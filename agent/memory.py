@@ -10,6 +10,7 @@ differently (e.g. summarised) without losing what happened.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,10 @@ class ActionStep:
     result: Result | None = None  # the sandbox's Result of `code`
     is_final_answer: bool = False
     final_answer: Any = None
+    # The model asked for the tool calls through the endpoint's function
+    # calling: they go back as an assistant `tool_calls` message and one
+    # `role: tool` message per call, carrying its id.
+    native_tool_calls: bool = False
 
     @property
     def duration(self) -> float:
@@ -59,6 +64,38 @@ class ActionStep:
         if self.error:
             parts.append("Error:\n" + self.error + "\n" + RETRY_HINT)
         return {"role": "user", "content": "\n".join(parts) or "Observation:\n(no output)"}
+
+    def messages(self) -> list[Message]:
+        """This step as chat messages: the model's turn, then what it observed."""
+        if not (self.native_tool_calls and self.tool_calls):
+            return [{"role": "assistant", "content": self.model_output}, self.observation_message()]
+        calls = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": _arguments_text(call.arguments)},
+            }
+            for call in self.tool_calls
+        ]
+        out: list[Message] = [
+            {"role": "assistant", "content": self.model_output or None, "tool_calls": calls}
+        ]
+        for call in self.tool_calls:
+            if call.error is not None:
+                content = "Error:\n" + call.error + "\n" + RETRY_HINT
+            else:
+                content = call.result if isinstance(call.result, str) else repr(call.result)
+            out.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        return out
+
+
+def _arguments_text(arguments: Any) -> str:
+    if isinstance(arguments, str):
+        return arguments
+    try:
+        return json.dumps(arguments)
+    except (TypeError, ValueError):
+        return json.dumps(repr(arguments))
 
 
 @dataclass
@@ -90,8 +127,7 @@ class AgentMemory:
             {"role": "user", "content": "New task:\n" + self.task},
         ]
         for step in self.steps:
-            messages.append({"role": "assistant", "content": step.model_output})
-            messages.append(step.observation_message())
+            messages.extend(step.messages())
         return messages
 
     @property

@@ -17,6 +17,7 @@ from proto.results import Result as _InterpreterResult
 
 __all__ = [
     "ErrorInfo",
+    "FileInfo",
     "Result",
     "Usage",
     "Value",
@@ -26,6 +27,30 @@ __all__ = [
     "value_from_proto",
     "variable_from_proto",
 ]
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One entry of `Session.files()`: a file or directory in the session's /workspace."""
+
+    path: str  # relative to /workspace, "/"-separated ("data/x.csv")
+    size: int  # bytes; 0 for a directory
+    is_dir: bool
+    mtime: float  # last modification, seconds since the Unix epoch
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @classmethod
+    def from_proto(cls, msg: Any) -> FileInfo:
+        return cls(
+            path=str(msg.path),
+            size=int(msg.size),
+            is_dir=bool(msg.is_dir),
+            mtime=int(msg.mtime_ms) / 1000,
+        )
+
 
 # Proto enum names are "VERDICT_<NAME>"; VERDICT_UNSPECIFIED has no meaning here.
 _VERDICT_PREFIX = "VERDICT_"

@@ -21,9 +21,10 @@ import grpc
 from agent.errors import CorralError, InvalidArgument, ToolError
 from agent.tools import Tool, as_tool
 from proto import executor_pb2
-from proto.limits import LIMIT_FIELDS, SessionLimits
+from proto.limits import LIMIT_FIELDS, LimitValueError, SessionLimits, check_integer
 
-DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_PORT = 50051
+DEFAULT_TARGET = f"127.0.0.1:{DEFAULT_PORT}"
 TARGET_ENV = "CORRAL_TARGET"
 TOKEN_ENV = "CORRAL_TOKEN"
 # Results carry state and files carry up to the daemon's cap (8 MiB by default):
@@ -42,7 +43,65 @@ TlsOption: TypeAlias = bool | grpc.ChannelCredentials | str | os.PathLike[str] |
 
 
 def resolve_target(target: str | None) -> str:
-    return target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+    """The gRPC target: a bare host ("127.0.0.1", "[::1]", "corral.internal") gets port 50051.
+
+    Without this, gRPC's resolver would pick the HTTPS port 443 for a bare host.
+    Targets with a scheme ("dns:///h:1", "unix:/path") are passed through.
+    """
+    raw = target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+    check_text(raw, "target")
+    if "://" in raw or raw.startswith(("unix:", "unix-abstract:", "vsock:", "ipv4:", "ipv6:")):
+        return raw
+    if raw.startswith("["):  # bracketed IPv6, with or without a port
+        return raw if "]:" in raw else f"{raw}:{DEFAULT_PORT}"
+    if raw.count(":") > 1:  # a bare IPv6 address
+        return f"[{raw}]:{DEFAULT_PORT}"
+    if ":" not in raw:
+        return f"{raw}:{DEFAULT_PORT}"
+    return raw
+
+
+def check_timeout(value: object, what: str = "timeout") -> float:
+    """A deadline in seconds: a positive int or float (not a bool, str or NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidArgument(f"{what} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def check_text(value: object, what: str) -> str:
+    """`value` when it is a str that can be sent as UTF-8, else InvalidArgument saying why.
+
+    Lone surrogates (e.g. from bytes decoded with errors="surrogateescape")
+    cannot be encoded in a protobuf string; they are reported here, with their
+    position, instead of as a raw UnicodeEncodeError from inside gRPC.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be text (str), got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(
+            f"{what} is not valid Unicode text: {value[exc.start]!r} at position {exc.start} is "
+            "a lone surrogate (text decoded from non-UTF-8 bytes?); decode the source as UTF-8 "
+            "or replace the character"
+        ) from None
+    return value
+
+
+def file_data(data: object) -> bytes:
+    """File contents to upload: bytes-like as is, str as UTF-8."""
+    if isinstance(data, str):
+        return check_text(data, "file data").encode("utf-8")
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise InvalidArgument(f"file data must be bytes or str, got {type(data).__name__}")
+
+
+def file_path(path: object) -> str:
+    """A workspace path as text ("data.csv" or "/workspace/data.csv"; str or PathLike)."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    return check_text(path, "path")
 
 
 def resolve_token(token: str | None) -> str | None:
@@ -65,7 +124,15 @@ def channel_credentials(tls: TlsOption) -> grpc.ChannelCredentials | None:
 
 
 def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {token}"),) if token else ()
+    """The bearer-token header; InvalidArgument for a token no HTTP/2 header can carry."""
+    if not token:
+        return ()
+    if not isinstance(token, str) or not all(" " < c <= "~" for c in token):
+        raise InvalidArgument(
+            "the token must be printable ASCII without spaces (check --token / CORRAL_TOKEN "
+            "for a stray newline or quote)"
+        )
+    return (("authorization", f"Bearer {token}"),)
 
 
 def limits_proto(limits: Mapping[str, int] | SessionLimits | None) -> Any:
@@ -79,9 +146,13 @@ def limits_proto(limits: Mapping[str, int] | SessionLimits | None) -> Any:
             f"unknown limit(s) {', '.join(unknown)}; known limits: {', '.join(LIMIT_FIELDS)}"
         )
     try:
-        return executor_pb2.Limits(**{k: int(v) for k, v in items.items()})
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"limits must be non-negative integers: {exc}") from exc
+        checked = {k: check_integer(k, v) for k, v in items.items()}
+    except LimitValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    try:
+        return executor_pb2.Limits(**checked)
+    except (TypeError, ValueError) as exc:  # above the field's 32/64-bit range
+        raise InvalidArgument(f"limits out of range: {exc}") from exc
 
 
 def limits_dict(msg: Any) -> dict[str, int]:
@@ -126,19 +197,29 @@ def open_request(
     labels: Mapping[str, str] | None,
 ) -> Any:
     if isinstance(imports, str):
-        raise InvalidArgument("imports must be a list of module names, not a single string")
+        raise InvalidArgument(
+            f"imports must be a list of module names, not a single string: use [{imports!r}]"
+        )
+    names = [check_text(m, "an import name") for m in imports or ()]
+    label_map = {
+        check_text(k, "a label key"): check_text(v, f"label {k!r}")
+        for k, v in dict(labels or {}).items()
+    }
+    for t in tools.values():
+        check_text(t.name, "a tool name")
+        check_text(t.description, f"the description of tool {t.name!r}")
+    specs = [t.to_spec() for t in tools.values()]
     return executor_pb2.OpenSessionRequest(
-        authorized_imports=list(imports or ()),
-        tools=[t.to_spec() for t in tools.values()],
+        authorized_imports=names,
+        tools=specs,
         variables_json=variables_json(variables),
         limits=limits_proto(limits),
-        labels=dict(labels or {}),
+        labels=label_map,
     )
 
 
 def start_request(session_id: str, code: str) -> Any:
-    if not isinstance(code, str):
-        raise InvalidArgument(f"code must be text, got {type(code).__name__}")
+    check_text(code, "code")
     return executor_pb2.ExecuteRequest(
         start=executor_pb2.ExecuteStart(session_id=session_id, code=code)
     )

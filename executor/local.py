@@ -1,8 +1,13 @@
 """`corrald run`: run one snippet in-process with the restricted interpreter (no Docker).
 
 For development and for trying the policy: the same interpreter the sandbox
-runs, without the container around it. Exit code 0 when the verdict is OK or
-OUTPUT_TRUNCATED, 1 otherwise (2 for usage errors, as argparse does).
+runs, without the container around it. The flags are those of `corral exec`
+(a positional FILE here, a positional CODE there; -c CODE and -f FILE in
+both): --import MODULE (repeatable), --wall-time-ms MS, --json.
+
+Exit code 0 when the verdict is OK or OUTPUT_TRUNCATED, 1 when the snippet
+did not succeed, 2 for a bad command line or an unreadable or non-UTF-8 file
+(one line on stderr; nothing was run).
 """
 
 from __future__ import annotations
@@ -21,45 +26,91 @@ def add_parser(subparsers: Any) -> None:
         "run",
         help="run a snippet in-process with the restricted interpreter (no Docker)",
         description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("-c", "--code", help="the snippet's source text")
     source.add_argument("file", nargs="?", help="a file holding the snippet ('-' for stdin)")
+    source.add_argument("-f", "--file", dest="file_opt", metavar="FILE", help="same as FILE")
     parser.add_argument("--json", action="store_true", help="print the whole Result as JSON")
     parser.add_argument(
-        "--imports",
-        nargs="*",
+        "--import",
+        "--imports",  # the old spelling; one module per flag now, so FILE is never swallowed
+        dest="imports",
+        action="append",
         default=[],
         metavar="MODULE",
-        help='extra authorized imports, smolagents-style ("numpy", "numpy.*", "*")',
+        help='authorize an extra import (repeatable; "numpy", "numpy.*", "*")',
     )
     parser.add_argument(
-        "--timeout", type=float, default=Limits().wall_time_s, help="wall-clock limit, seconds"
+        "--wall-time-ms",
+        type=_positive_ms,
+        default=None,
+        metavar="MS",
+        help=f"wall-clock limit, milliseconds (default {int(Limits().wall_time_s * 1000)})",
     )
+    # The old spelling, in seconds; kept working, not advertised.
+    parser.add_argument("--timeout", type=float, default=None, help=argparse.SUPPRESS)
     parser.set_defaults(func=run_command)
+
+
+def _positive_ms(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of ms") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _read_source(path: str) -> str:
+    """The snippet's text, or ValueError with a one-line reason."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+            "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the snippet and print its observation."""
     if args.code is not None:
-        code: str | bytes = args.code
-    elif args.file == "-":
-        code = sys.stdin.buffer.read()
+        code = args.code
     else:
         try:
-            with open(args.file, "rb") as fh:
-                code = fh.read()
-        except OSError as exc:
-            print(f"corrald run: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            code = _read_source(args.file or args.file_opt)
+        except ValueError as exc:
+            print(f"corrald run: {exc}", file=sys.stderr)
             return 2
+    if args.wall_time_ms is not None:
+        wall_s = args.wall_time_ms / 1000
+    elif args.timeout is not None:
+        wall_s = args.timeout
+    else:
+        wall_s = Limits().wall_time_s
     try:
         interp = Interpreter(
             authorized_imports=tuple(args.imports),
-            limits=Limits(wall_time_s=args.timeout),
+            limits=Limits(wall_time_s=wall_s),
             capture_sys_stdout=True,
         )
     except UnsafeImportError as exc:
-        print(f"corrald run: {exc}", file=sys.stderr)
+        # The interpreter's message names its Python-level escape hatch, which
+        # this command deliberately does not offer.
+        reason = str(exc).split(";", 1)[0]
+        print(f"corrald run: {reason}; no flag of corrald run allows it", file=sys.stderr)
         return 2
     result = interp.run(code)
     if args.json:

@@ -74,6 +74,21 @@ class ExecutorStub:
                 request_serializer=proto_dot_executor__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=proto_dot_executor__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.ListFiles = channel.unary_unary(
+                '/corral.v1.Executor/ListFiles',
+                request_serializer=proto_dot_executor__pb2.ListFilesRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.ListFilesResponse.FromString,
+                _registered_method=True)
+        self.RemoveFile = channel.unary_unary(
+                '/corral.v1.Executor/RemoveFile',
+                request_serializer=proto_dot_executor__pb2.RemoveFileRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.RemoveFileResponse.FromString,
+                _registered_method=True)
+        self.MakeDirectory = channel.unary_unary(
+                '/corral.v1.Executor/MakeDirectory',
+                request_serializer=proto_dot_executor__pb2.MakeDirectoryRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.MakeDirectoryResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServicer:
@@ -136,6 +151,27 @@ class ExecutorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFiles(self, request, context):
+        """The workspace from the client: list a directory, remove a file or an
+        empty directory, make a directory (with its parents). Paths are relative
+        to /workspace or absolute under it ("x" and "/workspace/x" are the same).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MakeDirectory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +214,21 @@ def add_ExecutorServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=proto_dot_executor__pb2.GetStatsRequest.FromString,
                     response_serializer=proto_dot_executor__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'ListFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFiles,
+                    request_deserializer=proto_dot_executor__pb2.ListFilesRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.ListFilesResponse.SerializeToString,
+            ),
+            'RemoveFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveFile,
+                    request_deserializer=proto_dot_executor__pb2.RemoveFileRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.RemoveFileResponse.SerializeToString,
+            ),
+            'MakeDirectory': grpc.unary_unary_rpc_method_handler(
+                    servicer.MakeDirectory,
+                    request_deserializer=proto_dot_executor__pb2.MakeDirectoryRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.MakeDirectoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -396,6 +447,87 @@ class Executor:
             '/corral.v1.Executor/GetStats',
             proto_dot_executor__pb2.GetStatsRequest.SerializeToString,
             proto_dot_executor__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/ListFiles',
+            proto_dot_executor__pb2.ListFilesRequest.SerializeToString,
+            proto_dot_executor__pb2.ListFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/RemoveFile',
+            proto_dot_executor__pb2.RemoveFileRequest.SerializeToString,
+            proto_dot_executor__pb2.RemoveFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MakeDirectory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/MakeDirectory',
+            proto_dot_executor__pb2.MakeDirectoryRequest.SerializeToString,
+            proto_dot_executor__pb2.MakeDirectoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,11 +34,11 @@ class SessionLimits:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SessionLimits:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: int(v) for k, v in d.items() if k in known})
+        return cls(**{k: check_integer(k, v) for k, v in d.items() if k in known})
 
     def merged(self, requested: dict[str, int]) -> SessionLimits:
         """Apply non-zero requested values over these (0 means 'default')."""
-        return replace(self, **{k: int(v) for k, v in requested.items() if v})
+        return replace(self, **{k: check_integer(k, v) for k, v in requested.items() if v})
 
     def runner_limits(self) -> dict[str, int]:
         """The subset the runner enforces per snippet (the `limits` of init/execute frames)."""
@@ -53,3 +53,67 @@ class SessionLimits:
 
 
 LIMIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SessionLimits))
+
+# The smallest value of each limit a session can run with; a request below it
+# (other than 0, "the default") is refused before any container is created,
+# rather than failing later as a container that cannot start or a snippet that
+# cannot finish. Values are the least that holds the runner itself, not what
+# is comfortable for real work.
+LIMIT_MINIMUMS: dict[str, int] = {
+    "wall_time_ms": 10,  # below this the runner's own bookkeeping does not fit
+    "cpu_time_ms": 10,  # RLIMIT_CPU granularity is coarse: less is a guaranteed CPU_LIMIT
+    "memory_bytes": 32 * MiB,  # the interpreter and runner use ~20 MiB before any snippet
+    "pids": 8,  # tini, the runner and its helper threads
+    "output_bytes": 64,
+    "workspace_bytes": 1 * MiB,
+    "idle_timeout_s": 1,
+    "lifetime_s": 1,
+    "code_bytes": 64,
+    # Docker refuses below 10 (0.01 CPU); below 100 the runner cannot start within
+    # the daemon's init timeout.
+    "cpu_millis": 100,
+    "tool_timeout_ms": 100,
+}
+assert set(LIMIT_MINIMUMS) == set(LIMIT_FIELDS), "every limit declares its minimum"
+
+
+class LimitValueError(ValueError):
+    """A limit's value has the wrong type or is out of range; the message says the fix."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def check_integer(name: str, value: object) -> int:
+    """`value` when it is a non-negative int (not a bool, float or str), else LimitValueError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LimitValueError(
+            f"limit {name} must be an integer, got {type(value).__name__} {value!r}"
+            f"{_unit_hint(name)}",
+            name,
+        )
+    if value < 0:
+        raise LimitValueError(
+            f"limit {name}={value} is negative; give a positive integer (or 0 for the default)",
+            name,
+        )
+    return value
+
+
+def check_minimum(name: str, value: int) -> None:
+    """LimitValueError naming the minimum when a requested (non-zero) value is below it."""
+    minimum = LIMIT_MINIMUMS.get(name, 0)
+    if value and value < minimum:
+        raise LimitValueError(
+            f"limit {name}={value} is below the minimum of {minimum}: a sandbox cannot run "
+            f"with less; ask for at least {minimum} (or 0 for the default)",
+            name,
+        )
+
+
+def _unit_hint(name: str) -> str:
+    for suffix, unit in (("_ms", "milliseconds"), ("_s", "seconds"), ("_bytes", "bytes")):
+        if name.endswith(suffix):
+            return f" (whole {unit}, e.g. {name}={getattr(SessionLimits, name)})"
+    return f" (e.g. {name}={getattr(SessionLimits, name)})"

@@ -26,7 +26,7 @@ from typing import Any
 
 from executor.daemon.errors import ConfigError
 from proto.frames import DEFAULT_MAX_FRAME
-from proto.limits import LIMIT_FIELDS, MiB, SessionLimits
+from proto.limits import LIMIT_FIELDS, LIMIT_MINIMUMS, MiB, SessionLimits
 
 ENV_PREFIX = "CORRAL_"
 MIN_TOKEN_CHARS = 16
@@ -122,9 +122,18 @@ def parse_tokens(items: str | list[str] | Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def _limit_value(raw: Any) -> int:
+    """A limit from TOML (an int) or a flag/env (digits): never a float, bool or "1.5"."""
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw.strip())
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ValueError(f"must be a whole number, got {type(raw).__name__} {raw!r}")
+    return raw
+
+
 def _converter(key: str) -> Callable[[Any], Any]:
     if key in _LIMIT_KEYS:
-        return int
+        return _limit_value
     f = next(f for f in _SCALARS if f.name == key)
     if f.name == "tokens":
         return parse_tokens
@@ -289,6 +298,8 @@ def validate(cfg: DaemonConfig) -> None:
             problems.append(f"default_{n} and max_{n} must be positive")
         elif d > m:
             problems.append(f"default_{n}={d} exceeds max_{n}={m}")
+        elif d < LIMIT_MINIMUMS[n]:
+            problems.append(f"default_{n}={d} is below the minimum of {LIMIT_MINIMUMS[n]}")
     # A file crosses the container channel base64-encoded inside one frame.
     if cfg.max_file_bytes * 4 // 3 + 4096 > DEFAULT_MAX_FRAME:
         problems.append(

@@ -21,14 +21,13 @@ import collections
 import functools
 import json
 import logging
-import posixpath
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 
-from executor.daemon import convert
+from executor.daemon import convert, files
 from executor.daemon.auth import Authenticator
 from executor.daemon.config import DaemonConfig
 from executor.daemon.errors import (
@@ -41,12 +40,13 @@ from executor.daemon.errors import (
     TooLarge,
     grpc_status,
 )
+from executor.daemon.imports import check_imports
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.pool import Pool
 from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
-from proto.limits import SessionLimits
+from proto.limits import LimitValueError, SessionLimits, check_minimum
 
 log = logging.getLogger("corral.daemon.service")
 
@@ -168,8 +168,15 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         if not self.accepting:
             raise ShuttingDown("the daemon is shutting down; open the session on another daemon")
         t0 = time.perf_counter()
+        requested = convert.limits_to_dict(request.limits)
+        for name, value in requested.items():
+            try:
+                check_minimum(name, value)
+            except LimitValueError as exc:
+                raise InvalidArgument(str(exc)) from None
+        warnings = check_imports(request.authorized_imports)
         limits = resolve_limits(
-            convert.limits_to_dict(request.limits),
+            requested,
             self.config.default_limits,
             self.config.max_limits,
         )
@@ -218,7 +225,9 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 **{f"label_{k}": v for k, v in list(labels.items())[:8]},
             },
         )
-        return pb.OpenSessionResponse(session_id=session.id, limits=convert.limits_to_proto(limits))
+        return pb.OpenSessionResponse(
+            session_id=session.id, limits=convert.limits_to_proto(limits), warnings=warnings
+        )
 
     @_rpc
     async def CloseSession(
@@ -292,7 +301,11 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         path = _workspace_path(request.path)
         async with session.claim():
             session.touch()
-            answer = await self._call(session, {"type": "read_file", "path": path}, "file")
+            answer = await self._call(
+                session,
+                {"type": "read_file", "path": path, "max_bytes": self.config.max_file_bytes},
+                "file",
+            )
         encoded = answer.get("data_b64")
         cap = self.config.max_file_bytes
         if not isinstance(encoded, str):
@@ -326,6 +339,39 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             snippets_executed=self.snippets_executed,
             instance_id=self.instance_id,
         )
+
+    @_rpc
+    async def ListFiles(
+        self, request: pb.ListFilesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListFilesResponse:
+        session = self._session(request.session_id, context)
+        path = files.workspace_path(request.path, allow_root=True)
+        async with session.claim():
+            session.touch()
+            answer = await self._call(session, {"type": "list_files", "path": path}, "files")
+        return pb.ListFilesResponse(entries=files.file_entries(answer.get("entries")))
+
+    @_rpc
+    async def RemoveFile(
+        self, request: pb.RemoveFileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RemoveFileResponse:
+        session = self._session(request.session_id, context)
+        path = files.workspace_path(request.path)
+        async with session.claim():
+            session.touch()
+            await self._call(session, {"type": "remove_file", "path": path}, "ack")
+        return pb.RemoveFileResponse()
+
+    @_rpc
+    async def MakeDirectory(
+        self, request: pb.MakeDirectoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.MakeDirectoryResponse:
+        session = self._session(request.session_id, context)
+        path = files.workspace_path(request.path)
+        async with session.claim():
+            session.touch()
+            await self._call(session, {"type": "make_dir", "path": path}, "ack")
+        return pb.MakeDirectoryResponse()
 
     # --- execute -------------------------------------------------------------
 
@@ -553,14 +599,7 @@ def _is_refusal(exc: BaseException) -> bool:
 
 def _workspace_path(path: str) -> str:
     """A clean path relative to /workspace, or InvalidArgument saying what is wrong."""
-    if not path or len(path) > MAX_PATH_CHARS or "\x00" in path:
-        raise InvalidArgument(f"path must be 1..{MAX_PATH_CHARS} characters without NUL")
-    if path.startswith("/"):
-        raise InvalidArgument(f"path {path[:100]!r} is absolute; give it relative to /workspace")
-    norm = posixpath.normpath(path)
-    if norm == "." or norm.startswith("..") or ".." in path.split("/"):
-        raise InvalidArgument(f"path {path[:100]!r} leaves /workspace; '..' is not allowed")
-    return norm
+    return files.workspace_path(path)
 
 
 def _init_args(request: pb.OpenSessionRequest, limits: SessionLimits) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from .errors import (
     ResourceLimit,
     TimeoutInterrupt,
 )
-from .files import make_workspace_open
+from .files import make_workspace_helpers, make_workspace_open
 from .guards import (
     ControlFlowSafeContext,
     FinallyGuard,
@@ -203,6 +203,7 @@ class Interpreter:
         if workspace is not None:
             # Files uploaded through the API are readable, results writable; nothing else.
             self._builtins["open"] = make_workspace_open(workspace)
+            self._builtins.update(make_workspace_helpers(workspace))  # listdir, exists, ...
         self.globals: dict[str, Any] = {"__builtins__": self._builtins, "__name__": SNIPPET_MODULE}
         if variables:
             self.set_variables(variables)

@@ -294,10 +294,25 @@ class Runner:
         self.channel.send({"type": "ack", "id": rid})
 
     def on_read_file(self, rid: str, frame: dict[str, Any]) -> None:
-        data = self.workspace.read(_field(frame, "path", str))
+        cap = frame.get("max_bytes")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise BadRequest("max_bytes must be a positive integer")
+        data = self.workspace.read(_field(frame, "path", str), cap)
         self.channel.send(
             {"type": "file", "id": rid, "data_b64": base64.b64encode(data).decode("ascii")}
         )
+
+    def on_list_files(self, rid: str, frame: dict[str, Any]) -> None:
+        entries = self.workspace.list_dir(_field(frame, "path", str))
+        self.channel.send({"type": "files", "id": rid, "entries": entries})
+
+    def on_remove_file(self, rid: str, frame: dict[str, Any]) -> None:
+        self.workspace.remove(_field(frame, "path", str))
+        self.channel.send({"type": "ack", "id": rid})
+
+    def on_make_dir(self, rid: str, frame: dict[str, Any]) -> None:
+        self.workspace.make_dir(_field(frame, "path", str))
+        self.channel.send({"type": "ack", "id": rid})
 
     def on_ping(self, rid: str, frame: dict[str, Any]) -> None:
         self.channel.send({"type": "pong", "id": rid})
@@ -309,6 +324,9 @@ class Runner:
         "get_vars": on_get_vars,
         "write_file": on_write_file,
         "read_file": on_read_file,
+        "list_files": on_list_files,
+        "remove_file": on_remove_file,
+        "make_dir": on_make_dir,
         "ping": on_ping,
     }
 

@@ -13,13 +13,18 @@ Standard library only: this module runs inside the sandbox image.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 from proto.frames import DEFAULT_MAX_FRAME
 
-# base64 grows data by 4/3; keep room for the frame's other fields.
+# base64 grows data by 4/3; keep room for the frame's other fields. The daemon
+# sends its own (smaller) max_file_bytes with each read, so a refusal names
+# the cap the user configured, not this ceiling.
 MAX_FILE_BYTES = (DEFAULT_MAX_FRAME - 4096) // 4 * 3
+# Entries returned by one list_dir (the answer must fit one frame).
+MAX_LIST_ENTRIES = 10_000
 
 
 class WorkspaceError(Exception):
@@ -76,7 +81,11 @@ class Workspace:
         finally:
             os.close(fd)
 
-    def read(self, path: object) -> bytes:
+    def read(self, path: object, max_bytes: int | None = None) -> bytes:
+        cap = self.max_file_bytes if not max_bytes else min(max_bytes, self.max_file_bytes)
+        return self._read(path, cap)
+
+    def _read(self, path: object, cap: int) -> bytes:
         target = self.resolve(path)
         try:
             fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -86,11 +95,8 @@ class Workspace:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise WorkspaceError(f"cannot read {path!r}: not a regular file")
-            if st.st_size > self.max_file_bytes:
-                raise WorkspaceError(
-                    f"file {path!r} of {st.st_size} bytes exceeds the "
-                    f"{self.max_file_bytes}-byte maximum"
-                )
+            if st.st_size > cap:
+                raise WorkspaceError(too_large(path, st.st_size, cap))
             chunks: list[bytes] = []
             got = 0
             while True:
@@ -98,11 +104,98 @@ class Workspace:
                 if not chunk:
                     break
                 got += len(chunk)
-                if got > self.max_file_bytes:
-                    raise WorkspaceError(f"file {path!r} grew past the size maximum")
+                if got > cap:
+                    raise WorkspaceError(too_large(path, got, cap))
                 chunks.append(chunk)
             return b"".join(chunks)
         except OSError as exc:
             raise WorkspaceError(f"cannot read {path!r}: {exc.strerror}") from None
         finally:
             os.close(fd)
+
+    # -- directory operations (ListFiles, RemoveFile, MakeDirectory) -------
+
+    def resolve_dir(self, path: object) -> str:
+        """Like `resolve`, but "" and "." name the workspace root itself."""
+        if isinstance(path, str) and not [p for p in path.split("/") if p not in ("", ".")]:
+            if path.startswith("/"):
+                raise WorkspaceError(
+                    f"path {path!r} is absolute: give it relative to the workspace"
+                )
+            return self.root
+        return self.resolve(path)
+
+    def list_dir(self, path: object) -> list[dict[str, object]]:
+        """Entries of a workspace directory: path (workspace-relative), size, is_dir, mtime_ms.
+
+        Symlinks and special files (which only a raw snippet could plant) are left out.
+        """
+        target = self.resolve_dir(path)
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot list {path!r}: {exc.strerror}") from None
+        entries: list[dict[str, object]] = []
+        prefix = os.path.relpath(target, self.root)
+        try:
+            with os.scandir(fd) as it:
+                for entry in it:
+                    if len(entries) >= MAX_LIST_ENTRIES:
+                        break
+                    st = entry.stat(follow_symlinks=False)
+                    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                        continue
+                    if not _utf8(entry.name):
+                        continue  # a name no client could send back (not UTF-8)
+                    is_dir = stat.S_ISDIR(st.st_mode)
+                    rel = entry.name if prefix == "." else f"{prefix}/{entry.name}"
+                    entries.append(
+                        {
+                            "path": rel,
+                            "size": 0 if is_dir else st.st_size,
+                            "is_dir": is_dir,
+                            "mtime_ms": int(st.st_mtime * 1000),
+                        }
+                    )
+        except OSError as exc:
+            raise WorkspaceError(f"cannot list {path!r}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        entries.sort(key=lambda e: str(e["path"]))
+        return entries
+
+    def remove(self, path: object) -> None:
+        """Remove a file or an empty directory (never follows a symlink: it removes the link)."""
+        target = self.resolve(path)
+        try:
+            st = os.lstat(target)
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(target)
+            else:
+                os.unlink(target)
+        except OSError as exc:
+            hint = "; remove its files first" if exc.errno == errno.ENOTEMPTY else ""
+            raise WorkspaceError(f"cannot remove {path!r}: {exc.strerror}{hint}") from None
+
+    def make_dir(self, path: object) -> None:
+        """Create a directory and its missing parents; an existing directory is fine."""
+        target = self.resolve(path)
+        try:
+            os.makedirs(target, exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot make directory {path!r}: {exc.strerror}") from None
+        # A symlink raced in by a raw snippet must not have redirected the creation.
+        self.resolve(path)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def too_large(path: object, size: int, cap: int) -> str:
+    """The one wording of the file-size cap (the daemon's TooLarge says the same)."""
+    return f"the file {path!r} is {size} bytes; the server accepts at most {cap} bytes (config: max_file_bytes)"
