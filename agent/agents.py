@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from agent import prompts, wire
 from agent.client import Client, Session
 from agent.errors import AgentError, ToolError
+from agent.executors import AgentSession, DaemonExecutor, Executor, resolve_executor
 from agent.memory import ActionStep, AgentMemory, FinalAnswerStep, ToolCallRecord, replay
 from agent.models import Message, Model, ToolCallRequest
 from agent.parsing import FormatError, extract_code, parse_tool_calls, truncate
@@ -90,7 +91,8 @@ class MultiStepAgent:
         model: Model | None = None,
         *,
         client: Client | None = None,
-        session: Session | None = None,
+        session: Session | AgentSession | None = None,
+        executor: Any = None,
         max_steps: int = 10,
         authorized_imports: Iterable[str] = (),
         limits: Mapping[str, int] | SessionLimits | None = None,
@@ -103,8 +105,19 @@ class MultiStepAgent:
             raise AgentError("max_steps must be at least 1")
         self.model = model
         self.client = client
-        self.session = session
+        self.session: Session | AgentSession | None = session
         self._owns_session = session is None
+        if executor is not None and client is not None:
+            raise AgentError("give an agent client= or executor=, not both")
+        # Where snippets run: a daemon session (client=), "local", "process" or an
+        # Executor (see agent.executors). None with session= given: that session only.
+        self.executor: Executor | None = (
+            resolve_executor(executor)
+            if executor is not None
+            else DaemonExecutor(client)
+            if client is not None
+            else None
+        )
         self.tools = wire.tool_table(tools)
         self.authorized_imports = list(authorized_imports)
         self.limits = limits
@@ -123,14 +136,17 @@ class MultiStepAgent:
 
     # -- session ----------------------------------------------------------
 
-    def _ensure_session(self) -> Session:
+    def _ensure_session(self) -> Session | AgentSession:
         if self.session is not None and not (self.session.lost or self.session.closed):
             return self.session
         if not self._owns_session:
             raise AgentError("the agent's session is closed or lost; give the agent a new one")
-        if self.client is None:
-            raise AgentError("this agent needs a Corral client= (or session=) to run code")
-        self.session = self.client.session(
+        if self.executor is None:
+            raise AgentError(
+                "this agent needs a Corral client= (a daemon) to run code, or "
+                "executor='process' (no Docker) or 'local' (trusted models), or session="
+            )
+        self.session = self.executor.open(
             imports=self.authorized_imports,
             tools=list(self.tools.values()),
             limits=self.limits,
@@ -287,7 +303,7 @@ class ToolCallingAgent(MultiStepAgent):
         super().__init__(tools, model, **kwargs)
         self.final_answer_tool = FinalAnswerTool()
         self.interpreter: PythonInterpreterTool | None = None
-        if self.client is not None or self.session is not None:
+        if self.executor is not None or self.session is not None:
             self.interpreter = PythonInterpreterTool(self)
 
     @property

@@ -5,6 +5,7 @@
     corral repl                          a stateful session (stdin, interactive or piped)
     corral agent TASK --model ID --base-url URL
     corral demo                          "Calculate the 100th Fibonacci number", end to end
+    corral demo --local                  the same with no daemon and no Docker
 
 The daemon address comes from --target, else $CORRAL_TARGET, else
 127.0.0.1:50051; the token from --token, else $CORRAL_TOKEN. --wait SECONDS
@@ -110,6 +111,20 @@ def _model_args(parser: argparse.ArgumentParser, required: bool) -> None:
         "--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key"
     )
     parser.add_argument("--max-steps", type=int, default=10)
+    parser.add_argument(
+        "--executor",
+        choices=("daemon", "process", "local"),
+        default="daemon",
+        help="where snippets run: a daemon session (default), the interpreter in a child "
+        "process (no Docker), or in this process (trusted models only)",
+    )
+    parser.add_argument(
+        "--local",
+        dest="executor",
+        action="store_const",
+        const="local",
+        help="shorthand for --executor local: no daemon, no Docker",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -381,13 +396,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _run_agent_with(
     cls: type[MultiStepAgent], model: Model, args: argparse.Namespace, task: str
 ) -> int:
-    try:
-        client = _client(args)
-    except CorralError as exc:
-        return _failure_exit(exc, sys.stderr)
+    where: dict[str, Any] = {}
+    if getattr(args, "executor", "daemon") != "daemon":
+        where["executor"] = args.executor
+    else:
+        try:
+            where["client"] = _client(args)
+        except CorralError as exc:
+            return _failure_exit(exc, sys.stderr)
     agent = cls(
         model=model,
-        client=client,
+        **where,
         authorized_imports=args.imports,
         max_steps=args.max_steps,
         on_step=_print_step,
