@@ -6,6 +6,7 @@
     corral agent TASK --model ID --base-url URL
     corral demo                          "Calculate the 100th Fibonacci number", end to end
     corral demo --local                  the same with no daemon and no Docker
+    corral mcp [--http]                  serve run_python & co. to MCP clients
 
 The daemon address comes from --target, else $CORRAL_TARGET, else
 127.0.0.1:50051; the token from --token, else $CORRAL_TOKEN. --wait SECONDS
@@ -157,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p, required=False)
     _connection_args(p)
     p.set_defaults(func=cmd_demo)
+
+    from agent.integrations import mcp as mcp_server  # argparse only: mcp loads when serving
+
+    mcp_server.add_parser(sub, _connection_args)
     return parser
 
 
