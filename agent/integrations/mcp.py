@@ -228,8 +228,8 @@ def build_server(
     @server.tool()
     async def run_python(
         code: str,
-        ctx: Context,
-        session: str | None = None,  # type: ignore[valid-type]
+        ctx: Context,  # type: ignore[valid-type]
+        session: str | None = None,
     ) -> Any:
         """Run Python code in a sandboxed, stateful session.
 
@@ -297,8 +297,8 @@ def build_server(
     @server.tool()
     async def download_file(
         path: str,
-        ctx: Context,
-        session: str | None = None,  # type: ignore[valid-type]
+        ctx: Context,  # type: ignore[valid-type]
+        session: str | None = None,
     ) -> Any:
         """Read a file from the session's workspace (images come back as images).
 
