@@ -123,6 +123,7 @@ class MultiStepAgent:
         managed_agents: Iterable[MultiStepAgent] = (),
         max_depth: int = DEFAULT_MAX_DEPTH,
         max_total_steps: int = DEFAULT_MAX_TOTAL_STEPS,
+        add_base_tools: bool = False,
     ) -> None:
         if model is None:
             raise AgentError("an agent needs a model (e.g. OpenAICompatibleModel or ScriptedModel)")
@@ -144,6 +145,11 @@ class MultiStepAgent:
             else None
         )
         self.tools = wire.tool_table(tools)
+        if add_base_tools:  # web_search, visit_webpage, transcriber (agent.toolbox)
+            from agent.toolbox import base_tools
+
+            for extra in base_tools():
+                self.tools.setdefault(extra.name, extra)
         self.authorized_imports = list(authorized_imports)
         self.limits = limits
         self.max_steps = max_steps
