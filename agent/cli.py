@@ -113,6 +113,9 @@ def _model_args(parser: argparse.ArgumentParser, required: bool) -> None:
     )
     parser.add_argument("--max-steps", type=int, default=10)
     parser.add_argument(
+        "--stream", action="store_true", help="print the model's output as it is generated"
+    )
+    parser.add_argument(
         "--executor",
         choices=("daemon", "process", "local"),
         default="daemon",
@@ -382,13 +385,27 @@ def _run_agent(agent: MultiStepAgent, task: str) -> int:
     return 0
 
 
+def _stream_to_stdout(text: str) -> None:
+    sys.stdout.write(for_terminal(text, sys.stdout))
+    sys.stdout.flush()
+
+
 def _endpoint_model(args: argparse.Namespace) -> Model:
-    return OpenAICompatibleModel(args.model, args.base_url, api_key_env=args.api_key_env)
+    return OpenAICompatibleModel(
+        args.model,
+        args.base_url,
+        api_key_env=args.api_key_env,
+        stream_to=_stream_to_stdout if getattr(args, "stream", False) else None,
+    )
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
     cls = ToolCallingAgent if args.tool_calling else CodeAgent
-    return _run_agent_with(cls, _endpoint_model(args), args, args.task)
+    try:
+        model = _endpoint_model(args)
+    except CorralError as exc:
+        return _failure_exit(exc, sys.stderr)
+    return _run_agent_with(cls, model, args, args.task)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
