@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("agent", help="solve a task with a CodeAgent and a real model")
     p.add_argument("task")
     p.add_argument("--tool-calling", action="store_true", help="use the ToolCallingAgent instead")
+    p.add_argument(
+        "--in-sandbox",
+        action="store_true",
+        help="run the agent loop itself inside the sandbox; model calls come back here, "
+        "so the API key never enters it",
+    )
     _model_args(p, required=True)
     _connection_args(p)
     p.set_defaults(func=cmd_agent)
@@ -405,7 +411,49 @@ def cmd_agent(args: argparse.Namespace) -> int:
         model = _endpoint_model(args)
     except CorralError as exc:
         return _failure_exit(exc, sys.stderr)
+    if args.in_sandbox:
+        return _run_in_sandbox(model, args)
     return _run_agent_with(cls, model, args, args.task)
+
+
+def _run_in_sandbox(model: Model, args: argparse.Namespace) -> int:
+    """`corral agent --in-sandbox`: the loop in a sandbox session, model calls relayed here."""
+    from agent.sandboxed import run_in_sandbox
+
+    if args.tool_calling:
+        print("corral: --in-sandbox runs the CodeAgent loop; drop --tool-calling", file=sys.stderr)
+        return EXIT_USAGE
+    where: dict[str, Any] = {}
+    try:
+        if args.executor != "daemon":
+            where["executor"] = args.executor
+        else:
+            where["client"] = _client(args)
+        agent = CodeAgent(
+            model=model, authorized_imports=args.imports, max_steps=args.max_steps, **where
+        )
+    except CorralError as exc:
+        return _failure_exit(exc, sys.stderr)
+    print(f"Task: {args.task}", flush=True)
+    try:
+        with agent:
+            answer = run_in_sandbox(
+                agent, args.task, on_output=lambda text: _stream_to_stdout(text)
+            )
+    except CorralError as exc:
+        return _failure_exit(exc, sys.stderr)
+    finally:
+        if agent.client is not None:
+            agent.client.close()
+    for step in agent.logs:
+        _print_step(step)
+    usage = agent.memory.token_usage
+    print(
+        f"Final answer: {answer}\n[{len(agent.logs)} step(s) in the sandbox, tokens in/out "
+        f"{usage.input_tokens}/{usage.output_tokens}]",
+        flush=True,
+    )
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
