@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import resource
 import shutil
 import signal
 import subprocess
@@ -399,11 +398,16 @@ class LocalSession:
 
 # -- process -------------------------------------------------------------------
 
-# The child's program: put the directory holding `executor` on the path (the
-# child runs with -I, which ignores PYTHONPATH and the current directory), then
-# run the runner exactly as a container does.
+# The child's program: no core files and bounded file sizes (set here rather
+# than in a preexec_fn, which is unsafe in a threaded parent), the directory
+# holding `executor` on the path (the child runs with -I, which ignores
+# PYTHONPATH and the current directory), then the runner exactly as a
+# container runs it.
 _CHILD_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "import resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), int(sys.argv[3]))); "
+    "sys.path.insert(0, sys.argv[1]); "
     "from executor.runner.main import main; "
     "raise SystemExit(main(['--workspace', sys.argv[2]]))"
 )
@@ -415,12 +419,6 @@ def _frames_module() -> Any:
     except ImportError:
         from executor.runner import frames
     return frames
-
-
-def _child_rlimits(file_bytes: int) -> None:  # pragma: no cover - runs in the child
-    """Before exec: its own process group, no core files, bounded file sizes."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
 
 
 class ProcessSession:
@@ -450,14 +448,13 @@ class ProcessSession:
         file_bytes = limits["workspace_bytes"]
         try:
             self._proc = subprocess.Popen(
-                [python, "-I", "-c", _CHILD_BOOT, root, str(self.workspace)],
+                [python, "-I", "-c", _CHILD_BOOT, root, str(self.workspace), str(file_bytes)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=self.workspace,
                 env={"PATH": os.defpath, "LANG": "C.UTF-8", "HOME": str(self.workspace)},
                 start_new_session=True,  # its own process group: kill() takes every child
-                preexec_fn=lambda: _child_rlimits(file_bytes),
             )
         except OSError as exc:
             shutil.rmtree(self.workspace, ignore_errors=True)

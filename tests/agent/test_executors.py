@@ -188,3 +188,11 @@ def test_client_and_executor_are_exclusive() -> None:
 
     with Client("127.0.0.1:1") as client, pytest.raises(AgentError, match="not both"):
         CodeAgent(model=ScriptedModel([]), client=client, executor="local")
+
+
+def test_process_workspace_files_are_bounded() -> None:
+    with ProcessExecutor().open(limits={"workspace_bytes": 1 << 20}) as s:
+        r = s.run("with open('big.txt', 'w') as f:\n    f.write('x' * (2 << 20))")
+        assert r.verdict == Verdict.ERROR
+        assert r.error is not None and "File too large" in r.error.message
+        assert s.run("1").python_value == 1  # the child survived
