@@ -103,7 +103,16 @@ def describe_failure(result: Result) -> str:
 
 
 class MultiStepAgent:
-    """The loop shared by both agents; subclasses define `system_prompt` and `_step`."""
+    """The loop shared by both agents; subclasses define `system_prompt` and `_step`.
+
+    Where code runs: `client=` (a daemon session per agent), `executor=`
+    ("process", "local", a Client or an Executor: see agent.executors), or
+    `session=` (a session you own). `managed_agents=` (agents with `name=` and
+    `description=`) become callable tools, bounded by `max_depth` and
+    `max_total_steps` (see agent.managed). `add_base_tools=True` adds the
+    default toolbox (agent.toolbox). `run_in_sandbox(agent, task)`
+    (agent.sandboxed) runs a CodeAgent's whole loop inside the sandbox.
+    """
 
     def __init__(
         self,
