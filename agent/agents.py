@@ -19,6 +19,15 @@ from typing import Any, TextIO
 from agent import prompts, wire
 from agent.client import Client, Session
 from agent.errors import AgentError, ToolError
+from agent.executors import AgentSession, DaemonExecutor, Executor, resolve_executor
+from agent.managed import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_TOTAL_STEPS,
+    MANAGER_TOOL_TIMEOUT_MS,
+    ManagedAgentTool,
+    StepBudget,
+    check_team,
+)
 from agent.memory import ActionStep, AgentMemory, FinalAnswerStep, ToolCallRecord, replay
 from agent.models import Message, Model, ToolCallRequest
 from agent.parsing import FormatError, extract_code, parse_tool_calls, truncate
@@ -38,6 +47,18 @@ def default_imports_text() -> str:
     except ImportError:  # an install without the interpreter: describe, don't list
         return "the sandbox's safe standard-library modules (math, re, json, itertools, ...)"
     return ", ".join(DEFAULT_IMPORTS)
+
+
+def _limits_dict(limits: Mapping[str, int] | SessionLimits | None) -> dict[str, int]:
+    if limits is None:
+        return {}
+    if isinstance(limits, SessionLimits):
+        return {k: v for k, v in limits.to_dict().items() if v}
+    return dict(limits)
+
+
+def _has_limit(limits: Mapping[str, int] | SessionLimits | None, key: str) -> bool:
+    return bool(_limits_dict(limits).get(key))
 
 
 CODE_STOP_SEQUENCES = ["Observation:", "Calling tools:"]
@@ -82,7 +103,16 @@ def describe_failure(result: Result) -> str:
 
 
 class MultiStepAgent:
-    """The loop shared by both agents; subclasses define `system_prompt` and `_step`."""
+    """The loop shared by both agents; subclasses define `system_prompt` and `_step`.
+
+    Where code runs: `client=` (a daemon session per agent), `executor=`
+    ("process", "local", a Client or an Executor: see agent.executors), or
+    `session=` (a session you own). `managed_agents=` (agents with `name=` and
+    `description=`) become callable tools, bounded by `max_depth` and
+    `max_total_steps` (see agent.managed). `add_base_tools=True` adds the
+    default toolbox (agent.toolbox). `run_in_sandbox(agent, task)`
+    (agent.sandboxed) runs a CodeAgent's whole loop inside the sandbox.
+    """
 
     def __init__(
         self,
@@ -90,12 +120,19 @@ class MultiStepAgent:
         model: Model | None = None,
         *,
         client: Client | None = None,
-        session: Session | None = None,
+        session: Session | AgentSession | None = None,
+        executor: Any = None,
         max_steps: int = 10,
         authorized_imports: Iterable[str] = (),
         limits: Mapping[str, int] | SessionLimits | None = None,
         max_observation_chars: int = 20_000,
         on_step: Callable[[ActionStep], None] | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        managed_agents: Iterable[MultiStepAgent] = (),
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        max_total_steps: int = DEFAULT_MAX_TOTAL_STEPS,
+        add_base_tools: bool = False,
     ) -> None:
         if model is None:
             raise AgentError("an agent needs a model (e.g. OpenAICompatibleModel or ScriptedModel)")
@@ -103,9 +140,25 @@ class MultiStepAgent:
             raise AgentError("max_steps must be at least 1")
         self.model = model
         self.client = client
-        self.session = session
+        self.session: Session | AgentSession | None = session
         self._owns_session = session is None
+        if executor is not None and client is not None:
+            raise AgentError("give an agent client= or executor=, not both")
+        # Where snippets run: a daemon session (client=), "local", "process" or an
+        # Executor (see agent.executors). None with session= given: that session only.
+        self.executor: Executor | None = (
+            resolve_executor(executor)
+            if executor is not None
+            else DaemonExecutor(client)
+            if client is not None
+            else None
+        )
         self.tools = wire.tool_table(tools)
+        if add_base_tools:  # web_search, visit_webpage, transcriber (agent.toolbox)
+            from agent.toolbox import base_tools
+
+            for extra in base_tools():
+                self.tools.setdefault(extra.name, extra)
         self.authorized_imports = list(authorized_imports)
         self.limits = limits
         self.max_steps = max_steps
@@ -120,17 +173,41 @@ class MultiStepAgent:
                     "tools=... or pass client= instead of session="
                 )
             self.tools = {**session.tools, **self.tools}
+        # Managed agents (see agent.managed): callable from snippets like tools.
+        self.name = name
+        self.description = description
+        self.max_total_steps = max_total_steps
+        self._budget: StepBudget | None = None
+        self._current_step: ActionStep | None = None
+        team = list(managed_agents)
+        self.managed_agents: dict[str, MultiStepAgent] = {}
+        if team:
+            check_team(self, team, max_depth)
+            self.managed_agents = {a.name or "": a for a in team}
+            calls = [ManagedAgentTool(a, self) for a in team]
+            if session is not None:
+                raise AgentError(
+                    "an agent with managed agents opens its own session: pass client= or "
+                    "executor= instead of session="
+                )
+            self.tools.update({t.name: t for t in calls})
+            if not _has_limit(limits, "tool_timeout_ms"):
+                # A managed agent's whole run is one tool call of this agent's session.
+                self.limits = {**_limits_dict(limits), "tool_timeout_ms": MANAGER_TOOL_TIMEOUT_MS}
 
     # -- session ----------------------------------------------------------
 
-    def _ensure_session(self) -> Session:
+    def _ensure_session(self) -> Session | AgentSession:
         if self.session is not None and not (self.session.lost or self.session.closed):
             return self.session
         if not self._owns_session:
             raise AgentError("the agent's session is closed or lost; give the agent a new one")
-        if self.client is None:
-            raise AgentError("this agent needs a Corral client= (or session=) to run code")
-        self.session = self.client.session(
+        if self.executor is None:
+            raise AgentError(
+                "this agent needs a Corral client= (a daemon) to run code, or "
+                "executor='process' (no Docker) or 'local' (trusted models), or session="
+            )
+        self.session = self.executor.open(
             imports=self.authorized_imports,
             tools=list(self.tools.values()),
             limits=self.limits,
@@ -139,7 +216,9 @@ class MultiStepAgent:
         return self.session
 
     def close(self) -> None:
-        """Close the session if the agent opened it."""
+        """Close the session if the agent opened it (and those of its managed agents)."""
+        for managed in self.managed_agents.values():
+            managed.close()
         if self._owns_session and self.session is not None:
             session, self.session = self.session, None
             session.close()
@@ -171,20 +250,48 @@ class MultiStepAgent:
 
     # -- the loop ---------------------------------------------------------
 
-    def run(self, task: str, *, max_steps: int | None = None) -> Any:
-        """Solve `task`; returns the final answer."""
+    def run(
+        self,
+        task: str,
+        *,
+        max_steps: int | None = None,
+        variables: Mapping[str, Any] | None = None,
+        budget: StepBudget | None = None,
+    ) -> Any:
+        """Solve `task`; returns the final answer.
+
+        `variables` (JSON values) are set in the session before the first step.
+        `budget` is given by a manager: the steps left for the whole team.
+        """
+        managed = budget is not None
+        self._budget = budget if budget is not None else StepBudget(self.max_total_steps)
         self.memory.reset(self.system_prompt, task)
-        for number in range(1, (max_steps or self.max_steps) + 1):
-            step = ActionStep(step_number=number, input_messages=self.write_memory_to_messages())
-            self.memory.steps.append(step)
-            try:
-                self._step(step)
-            finally:
-                step.end_time = time.time()
-                if self.on_step is not None:
-                    self.on_step(step)
-            if step.is_final_answer:
-                return step.final_answer
+        if variables:
+            self._ensure_session().set_variables(variables)
+        try:
+            for number in range(1, (max_steps or self.max_steps) + 1):
+                if not self._budget.take():
+                    if managed:
+                        raise AgentError(
+                            f"the team's total step limit ({self._budget.limit}, "
+                            "max_total_steps) is used up"
+                        )
+                    break
+                step = ActionStep(
+                    step_number=number, input_messages=self.write_memory_to_messages()
+                )
+                self.memory.steps.append(step)
+                self._current_step = step
+                try:
+                    self._step(step)
+                finally:
+                    step.end_time = time.time()
+                    if self.on_step is not None:
+                        self.on_step(step)
+                if step.is_final_answer:
+                    return step.final_answer
+        finally:
+            self._current_step = None
         return self._answer_without_tools(task)
 
     def _step(self, step: ActionStep) -> None:
@@ -287,7 +394,7 @@ class ToolCallingAgent(MultiStepAgent):
         super().__init__(tools, model, **kwargs)
         self.final_answer_tool = FinalAnswerTool()
         self.interpreter: PythonInterpreterTool | None = None
-        if self.client is not None or self.session is not None:
+        if self.executor is not None or self.session is not None:
             self.interpreter = PythonInterpreterTool(self)
 
     @property

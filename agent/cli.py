@@ -6,6 +6,8 @@
     corral repl                          a stateful session (stdin, interactive or piped)
     corral agent TASK --model ID --base-url URL
     corral demo                          "Calculate the 100th Fibonacci number", end to end
+    corral demo --local                  the same with no daemon and no Docker
+    corral mcp [--http]                  serve run_python & co. to MCP clients
 
 The daemon address comes from --target (host:port, or a bare host for port
 50051), else $CORRAL_TARGET, else 127.0.0.1:50051; the token from --token, else
@@ -190,6 +192,23 @@ def _model_args(parser: argparse.ArgumentParser, required: bool) -> None:
         default=10,
         help="steps before the agent gives up (exit 13 when no final answer came)",
     )
+    parser.add_argument(
+        "--stream", action="store_true", help="print the model's output as it is generated"
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("daemon", "process", "local"),
+        default="daemon",
+        help="where snippets run: a daemon session (default), the interpreter in a child "
+        "process (no Docker), or in this process (trusted models only)",
+    )
+    parser.add_argument(
+        "--local",
+        dest="executor",
+        action="store_const",
+        const="local",
+        help="shorthand for --executor local: no daemon, no Docker",
+    )
 
 
 def positive_int(text: str) -> int:
@@ -230,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("agent", help="solve a task with a CodeAgent and a real model")
     p.add_argument("task")
     p.add_argument("--tool-calling", action="store_true", help="use the ToolCallingAgent instead")
+    p.add_argument(
+        "--in-sandbox",
+        action="store_true",
+        help="run the agent loop itself inside the sandbox; model calls come back here, "
+        "so the API key never enters it",
+    )
     _model_args(p, required=True)
     _limit_args(p)
     _connection_args(p)
@@ -240,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     _limit_args(p)
     _connection_args(p)
     p.set_defaults(func=cmd_demo)
+
+    from agent.integrations import mcp as mcp_server  # argparse only: mcp loads when serving
+
+    mcp_server.add_parser(sub, _connection_args)
     return parser
 
 
@@ -516,13 +545,69 @@ def _run_agent(agent: MultiStepAgent, task: str) -> int:
     return 0
 
 
+def _stream_to_stdout(text: str) -> None:
+    sys.stdout.write(for_terminal(text, sys.stdout))
+    sys.stdout.flush()
+
+
 def _endpoint_model(args: argparse.Namespace) -> Model:
-    return OpenAICompatibleModel(args.model, args.base_url, api_key_env=args.api_key_env)
+    return OpenAICompatibleModel(
+        args.model,
+        args.base_url,
+        api_key_env=args.api_key_env,
+        stream_to=_stream_to_stdout if getattr(args, "stream", False) else None,
+    )
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
     cls = ToolCallingAgent if args.tool_calling else CodeAgent
-    return _run_agent_with(cls, _endpoint_model(args), args, args.task)
+    try:
+        model = _endpoint_model(args)
+    except CorralError as exc:
+        return _failure_exit(exc, sys.stderr)
+    if args.in_sandbox:
+        return _run_in_sandbox(model, args)
+    return _run_agent_with(cls, model, args, args.task)
+
+
+def _run_in_sandbox(model: Model, args: argparse.Namespace) -> int:
+    """`corral agent --in-sandbox`: the loop in a sandbox session, model calls relayed here."""
+    from agent.sandboxed import run_in_sandbox
+
+    if args.tool_calling:
+        print("corral: --in-sandbox runs the CodeAgent loop; drop --tool-calling", file=sys.stderr)
+        return EXIT_USAGE
+    where: dict[str, Any] = {}
+    try:
+        if args.executor != "daemon":
+            where["executor"] = args.executor
+        else:
+            where["client"] = _client(args)
+        agent = CodeAgent(
+            model=model, authorized_imports=args.imports, max_steps=args.max_steps, **where
+        )
+    except CorralError as exc:
+        return _failure_exit(exc, sys.stderr)
+    print(f"Task: {args.task}", flush=True)
+    try:
+        with agent:
+            answer = run_in_sandbox(
+                agent, args.task, on_output=lambda text: _stream_to_stdout(text)
+            )
+    except CorralError as exc:
+        return _failure_exit(exc, sys.stderr)
+    finally:
+        if agent.client is not None:
+            agent.client.close()
+    for step in agent.logs:
+        _print_step(step)
+    usage = agent.memory.token_usage
+    print(
+        f"Final answer: {answer}\n[{len(agent.logs)} step(s) in the sandbox, tokens in/out "
+        f"{usage.input_tokens}/{usage.output_tokens}]",
+        flush=True,
+    )
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -535,21 +620,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _run_agent_with(
     cls: type[MultiStepAgent], model: Model, args: argparse.Namespace, task: str
 ) -> int:
-    try:
-        client = _client(args)
-    except CorralError as exc:
-        return _failure_exit(exc, sys.stderr)
+    where: dict[str, Any] = {}
+    if getattr(args, "executor", "daemon") != "daemon":
+        where["executor"] = args.executor
+    else:
+        try:
+            where["client"] = _client(args)
+        except CorralError as exc:
+            return _failure_exit(exc, sys.stderr)
     try:
         agent = cls(
             model=model,
-            client=client,
+            **where,
             authorized_imports=args.imports,
             limits=_limits(args),
             max_steps=args.max_steps,
             on_step=_print_step,
         )
     except CorralError as exc:
-        client.close()
+        if "client" in where:
+            where["client"].close()
         return _failure_exit(exc, sys.stderr)
     return _run_agent(agent, task)
 

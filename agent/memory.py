@@ -52,6 +52,8 @@ class ActionStep:
     # calling: they go back as an assistant `tool_calls` message and one
     # `role: tool` message per call, carrying its id.
     native_tool_calls: bool = False
+    # Runs of managed agents called during this step (agent.managed.ManagedRun).
+    managed_runs: list[Any] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -150,6 +152,14 @@ def format_step(step: ActionStep) -> str:
         lines += ["Code:", _indent(step.code.strip())]
     for call in step.tool_calls:
         lines.append(f"Tool call: {call.name}({call.arguments!r})")
+    for run in step.managed_runs:
+        lines.append(f"Managed agent {run.agent!r}, task: {run.task}")
+        for sub in run.steps:
+            lines.append(_indent(format_step(sub)))
+        if run.error:
+            lines.append(f"    Managed agent {run.agent!r} failed: {run.error}")
+        else:
+            lines.append(f"    Managed agent {run.agent!r} answered: {run.final_answer!r}")
     if step.observations:
         lines += ["Observation:", _indent(step.observations.rstrip())]
     if step.error:

@@ -5,7 +5,8 @@ messages ({"role", "content"}) and returns a `ChatMessage` with the text, any
 native tool calls and the token usage. Two implementations:
 
 - `OpenAICompatibleModel` for any `/v1/chat/completions` endpoint (OpenAI,
-  vLLM, Ollama, TGI, llama.cpp server); standard library HTTP only.
+  vLLM, Ollama, TGI, llama.cpp server), on the official `openai` package
+  (an optional extra: the base client stays grpcio + protobuf).
 - `ScriptedModel` replays given responses and records what it was sent: the
   offline model for tests and demos.
 """
@@ -15,9 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-import urllib.error
-import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,15 +164,48 @@ class ScriptedModel(Model):
         return message
 
 
+class ModelHTTPError(ModelError):
+    """The endpoint answered an HTTP error (after retries, for 429 and 5xx)."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ModelRateLimited(ModelHTTPError):
+    """HTTP 429 after every retry: slow down, or raise the endpoint's quota."""
+
+
+class ModelAuthError(ModelHTTPError):
+    """HTTP 401/403: the API key is missing, wrong or lacks access."""
+
+
+class ModelTimeout(ModelError):
+    """No answer within the timeout (after retries)."""
+
+
+class ModelUnavailable(ModelError):
+    """The endpoint could not be reached (after retries)."""
+
+
 class OpenAICompatibleModel(Model):
     """A model behind an OpenAI-compatible `/chat/completions` endpoint.
+
+    Built on the official `openai` package (`pip install 'corral[openai]'`),
+    which retries 408/409/429/5xx answers and connection failures with
+    exponential backoff (honouring Retry-After) up to `max_retries` times,
+    and bounds each request by `timeout` seconds. Failures are typed:
+    ModelRateLimited, ModelAuthError, ModelHTTPError, ModelTimeout,
+    ModelUnavailable (all ModelError).
 
     base_url: the API root, e.g. "https://api.openai.com/v1" or
     "http://localhost:11434/v1" (Ollama). The API key comes from `api_key`,
     else the environment variable `api_key_env` (default OPENAI_API_KEY);
-    local servers usually need none. `native_tools`: send tool schemas in the
-    request's `tools` field (set False for endpoints without function calling;
-    the ToolCallingAgent then parses tool calls from the text).
+    local servers usually need none (then no Authorization header is sent).
+    `native_tools`: send tool schemas in the request's `tools` field (set
+    False for endpoints without function calling; the ToolCallingAgent then
+    parses tool calls from the text). `stream_to`: a callable that receives
+    the model's text as it is generated (the request then streams).
     """
 
     def __init__(
@@ -184,22 +216,41 @@ class OpenAICompatibleModel(Model):
         api_key: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
         timeout: float = 120.0,
+        max_retries: int = 3,
         temperature: float | None = None,
         max_tokens: int | None = None,
         native_tools: bool = True,
         extra_body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        stream_to: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
+        try:
+            import openai
+        except ImportError as exc:
+            raise ModelError(
+                f"OpenAICompatibleModel needs the openai package: pip install 'corral[openai]' "
+                f"({exc})"
+            ) from exc
+        self._openai = openai
         self.model_id = model_id
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get(api_key_env)
         self.timeout = timeout
+        self.max_retries = max_retries
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.supports_native_tools = native_tools
         self.extra_body = dict(extra_body or {})
         self.headers = dict(headers or {})
+        self.stream_to = stream_to
+        self._client: Any = openai.OpenAI(
+            api_key=self.api_key or "no-key",  # never sent: see _request_headers
+            base_url=self.base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=self.headers or None,
+        )
 
     @property
     def url(self) -> str:
@@ -223,6 +274,9 @@ class OpenAICompatibleModel(Model):
         body.update(self.extra_body)
         return body
 
+    def _request_headers(self) -> dict[str, Any]:
+        return {} if self.api_key else {"Authorization": self._openai.Omit()}
+
     def _generate(
         self,
         messages: list[Message],
@@ -230,25 +284,95 @@ class OpenAICompatibleModel(Model):
         stop_sequences: list[str] | None,
         tools: list[dict[str, Any]] | None,
     ) -> ChatMessage:
-        data = json.dumps(self.request_body(messages, stop_sequences, tools)).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        headers.update(self.headers)
-        request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+        body = self.request_body(messages, stop_sequences, tools)
+        model = body.pop("model")
+        messages_ = body.pop("messages")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read(MAX_RESPONSE_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(2000).decode("utf-8", "replace")
-            raise ModelError(f"{self.url} answered HTTP {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise ModelError(
-                f"cannot reach the model endpoint {self.url}: {exc}; check --base-url"
-            ) from exc
-        if len(raw) > MAX_RESPONSE_BYTES:
+            if self.stream_to is not None:
+                return self._generate_streaming(model, messages_, body)
+            raw = self._client.chat.completions.with_raw_response.create(
+                model=model,
+                messages=messages_,
+                extra_body=body,
+                extra_headers=self._request_headers(),
+            )
+            data = raw.http_response.read()
+        except self._openai.OpenAIError as exc:
+            raise self._typed_error(exc) from exc
+        if len(data) > MAX_RESPONSE_BYTES:
             raise ModelError(f"{self.url} answered more than {MAX_RESPONSE_BYTES} bytes")
-        return self.parse_response(raw)
+        return self.parse_response(data)
+
+    def _generate_streaming(
+        self, model: str, messages: list[Message], body: dict[str, Any]
+    ) -> ChatMessage:
+        """Stream the answer: text deltas go to `stream_to` as they arrive."""
+        assert self.stream_to is not None
+        stream = self._client.chat.completions.create(
+            model=model,
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body=body,
+            extra_headers=self._request_headers(),
+        )
+        text: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
+        usage = TokenUsage()
+        size = 0
+        for chunk in stream:
+            if chunk.usage is not None:
+                usage = TokenUsage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+            for choice in chunk.choices or ():
+                delta = choice.delta
+                if delta.content:
+                    size += len(delta.content)
+                    if size > MAX_RESPONSE_BYTES:
+                        stream.close()
+                        raise ModelError(
+                            f"{self.url} streamed more than {MAX_RESPONSE_BYTES} bytes"
+                        )
+                    text.append(delta.content)
+                    self.stream_to(delta.content)
+                for call in delta.tool_calls or ():
+                    entry = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                    entry["id"] = call.id or entry["id"]
+                    if call.function is not None:
+                        entry["name"] += call.function.name or ""
+                        entry["arguments"] += call.function.arguments or ""
+        requests = [
+            ToolCallRequest(c["name"], _decode_arguments(c["arguments"]), c["id"] or f"call_{i}")
+            for i, c in sorted(calls.items())
+        ]
+        return ChatMessage(content="".join(text), tool_calls=requests, token_usage=usage)
+
+    def _typed_error(self, exc: Exception) -> ModelError:
+        openai = self._openai
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelTimeout(
+                f"{self.url} did not answer within {self.timeout:g} s "
+                f"({self.max_retries} retries); raise timeout= or check the endpoint"
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return ModelUnavailable(
+                f"cannot reach the model endpoint {self.url}: {exc}; check --base-url"
+            )
+        if isinstance(exc, openai.APIStatusError):
+            code = exc.response.status_code
+            try:
+                detail = exc.response.text[:2000]
+            except Exception:  # a streamed body that cannot be read again
+                detail = str(exc)
+            message = f"{self.url} answered HTTP {code}: {detail}"
+            if isinstance(exc, openai.RateLimitError):
+                return ModelRateLimited(
+                    message + f" (after {self.max_retries} retries; slow down or raise the quota)",
+                    code,
+                )
+            if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+                return ModelAuthError(message + " (check the API key: --api-key-env)", code)
+            return ModelHTTPError(message, code)
+        return ModelError(f"{self.url} did not answer in the chat-completions format: {exc}")
 
     def parse_response(self, raw: bytes) -> ChatMessage:
         """A ChatMessage from a chat-completions JSON answer (checked, not trusted)."""
@@ -268,16 +392,10 @@ class OpenAICompatibleModel(Model):
                     f"{self.url}: a tool call is not {{id, function: {{name, arguments}}}}"
                 )
             fn = call["function"]
-            args: Any = fn.get("arguments", {})
-            if isinstance(args, str):
-                try:
-                    args = json.loads(args) if args.strip() else {}
-                except ValueError:
-                    pass  # left as text: the agent reports it to the model
             calls.append(
                 ToolCallRequest(
                     name=str(fn.get("name", "")),
-                    arguments=args,
+                    arguments=_decode_arguments(fn.get("arguments", {})),
                     id=str(call.get("id") or f"call_{i}"),
                 )
             )
@@ -291,3 +409,13 @@ class OpenAICompatibleModel(Model):
             token_usage=token_usage,
             raw=payload,
         )
+
+
+def _decode_arguments(args: Any) -> Any:
+    """A tool call's arguments as a dict; text that is not JSON is kept for the agent to report."""
+    if isinstance(args, str):
+        try:
+            return json.loads(args) if args.strip() else {}
+        except ValueError:
+            return args
+    return args

@@ -17,13 +17,23 @@ is replaced by Corral's built-in `final_answer`.
 Because a session's tools are fixed when it opens, the session opens lazily
 at the first code action, and reopens (losing state) if a later run sends a
 different set of tools.
+
+Authorized imports: smolagents tells the model which modules it may import
+(the agent's `additional_authorized_imports`), so the sandbox must allow the
+same ones. Leave the executor's `additional_authorized_imports` unset and it
+takes the agent's: at construction with `CorralCodeAgent`, else at the start
+of the first run (found from the agent that calls `send_tools`). Given
+explicitly, they must cover the agent's: `CorralCodeAgent` refuses a mismatch
+at construction, a plain CodeAgent at its first run, naming the modules.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from smolagents.agents import CodeAgent
 from smolagents.local_python_executor import CodeOutput, InterpreterError, PythonExecutor
 
 from agent.agents import describe_failure
@@ -33,7 +43,11 @@ from agent.results import python_value
 from agent.tools import TYPES, Tool
 from proto.limits import SessionLimits
 
-__all__ = ["CorralExecutor", "SmolagentsTool"]
+__all__ = ["CorralCodeAgent", "CorralExecutor", "ImportMismatch", "SmolagentsTool"]
+
+
+class ImportMismatch(ValueError):
+    """The agent lets the model import modules that the Corral session would refuse."""
 
 
 def _corral_type(kind: Any) -> tuple[str, bool]:
@@ -73,8 +87,9 @@ class SmolagentsTool(Tool):
 class CorralExecutor(PythonExecutor):
     """A smolagents PythonExecutor backed by a Corral session.
 
-    client: a `Client`, or target/token to build one. additional_authorized_imports,
-    limits, labels: as for `Client.session`.
+    client: a `Client`, or target/token to build one. limits, labels: as for
+    `Client.session`. additional_authorized_imports: None (default) takes the
+    agent's; a list must include every module the agent authorizes.
     """
 
     def __init__(
@@ -83,24 +98,52 @@ class CorralExecutor(PythonExecutor):
         *,
         target: str | None = None,
         token: str | None = None,
-        additional_authorized_imports: Iterable[str] = (),
+        additional_authorized_imports: Iterable[str] | None = None,
         limits: Mapping[str, int] | SessionLimits | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> None:
         self._owns_client = client is None
         self.client = client if client is not None else Client(target, token=token)
-        self.additional_authorized_imports = list(additional_authorized_imports)
+        self._explicit_imports = (
+            None if additional_authorized_imports is None else list(additional_authorized_imports)
+        )
+        self.additional_authorized_imports = list(self._explicit_imports or ())
+        self._bound = False
         self.limits = limits
         self.labels = {"framework": "smolagents", **dict(labels or {})}
         self.tools: dict[str, SmolagentsTool] = {}
         self.pending_variables: dict[str, Any] = {}
         self.session: Session | None = None
+        self._session_imports: list[str] = []
         # smolagents reads state["_print_outputs"] for the logs of a failed step.
         self.state: dict[str, Any] = {"_print_outputs": ""}
 
     # -- PythonExecutor interface --------------------------------------
 
+    def bind_agent(self, agent: Any) -> None:
+        """Take (or check) the agent's authorized imports. Raises ImportMismatch."""
+        wanted = list(getattr(agent, "additional_authorized_imports", None) or ())
+        if self._explicit_imports is None:
+            self.additional_authorized_imports = wanted
+        else:
+            missing = sorted(set(wanted) - set(self._explicit_imports))
+            if missing:
+                raise ImportMismatch(
+                    f"the agent lets the model import {missing}, but this CorralExecutor's "
+                    f"sandbox allows only {sorted(self._explicit_imports)} beyond the defaults; "
+                    "leave CorralExecutor(additional_authorized_imports=...) unset to take the "
+                    "agent's, or list the same modules in both"
+                )
+        if self._bound and self.session is not None and wanted != self._session_imports:
+            self._close_session()  # imports are fixed when a session opens
+        self._bound = True
+
     def send_tools(self, tools: dict[str, Any]) -> None:
+        if not self._bound:
+            # smolagents calls send_tools from the agent's run(): that agent is our caller.
+            caller = sys._getframe(1).f_locals.get("self")
+            if getattr(caller, "python_executor", None) is self:
+                self.bind_agent(caller)
         wanted = {name: SmolagentsTool(t) for name, t in tools.items() if name != "final_answer"}
         if self.session is not None and set(wanted) != set(self.tools):
             self._close_session()  # a session's tools are fixed at open
@@ -144,6 +187,7 @@ class CorralExecutor(PythonExecutor):
             except ToolError as exc:
                 raise InterpreterError(f"cannot declare the tools to Corral: {exc}") from exc
             self.pending_variables = {}
+            self._session_imports = list(self.additional_authorized_imports)
         return self.session
 
     def _close_session(self) -> None:
@@ -162,3 +206,36 @@ class CorralExecutor(PythonExecutor):
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+class CorralCodeAgent(CodeAgent):  # type: ignore[misc]
+    """smolagents' CodeAgent whose code actions run in Corral.
+
+    `executor` defaults to `CorralExecutor(target=corral_target)`; the
+    executor takes this agent's authorized imports, or the constructor raises
+    ImportMismatch when an explicit list leaves some out.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        executor: CorralExecutor | None = None,
+        corral_target: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        corral = executor if executor is not None else CorralExecutor(target=corral_target)
+        try:
+            corral.bind_agent(_ImportsOf(kwargs.get("additional_authorized_imports")))
+        except ImportMismatch:
+            if executor is None:
+                corral.cleanup()
+            raise
+        super().__init__(*args, executor=corral, **kwargs)
+        corral.bind_agent(self)
+
+
+class _ImportsOf:
+    """What bind_agent reads, before the agent exists."""
+
+    def __init__(self, imports: Iterable[str] | None) -> None:
+        self.additional_authorized_imports = list(imports or ())

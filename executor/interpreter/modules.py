@@ -143,9 +143,13 @@ class ImportRules:
         for prefix in self.prefixes:
             if module == prefix or module.startswith(prefix + "."):
                 return None
+        root = module.split(".")[0]
         return (
             f"Import of '{module}' is not allowed: authorized modules are "
-            f"{', '.join(sorted(self.entries))}"
+            f"{', '.join(sorted(self.entries))}. To allow it, authorize it when the session "
+            f"opens: imports=['{module}'] (CodeAgent: additional_authorized_imports), or "
+            f"'{root}.*' for the package and its submodules; on the command line "
+            f"--import {module}"
         )
 
 

@@ -165,7 +165,8 @@ def test_demo_and_agent_with_a_model_endpoint(daemon: Any) -> None:
         assert "Final answer: 45" in p.stdout
         assert endpoint.requests[0]["body"]["messages"][1]["content"] == "New task:\nSum 0..9"
 
-        endpoint.answers.append((500, {"error": "overloaded"}))
+        # 5xx is retried (3 times by default) before the run fails.
+        endpoint.answers.extend([(500, {"error": "overloaded"})] * 4)
         p = corral(
             "agent", "x", "--model", "m", "--base-url", endpoint.base_url, target=daemon.target
         )
