@@ -15,8 +15,10 @@ from executor.daemon.errors import InvalidArgument
 
 # Top-level modules the sandbox image installs besides the standard library;
 # keep in step with sandbox_images/requirements.txt (package name -> import name).
+# "executor" is Corral's own runner, which the image carries: the agent-in-sandbox
+# mode authorizes its `executor.runner.agent_sandbox` module.
 IMAGE_MODULES: frozenset[str] = frozenset(
-    {"numpy", "pandas", "dateutil", "tzdata", "RestrictedPython"}
+    {"numpy", "pandas", "dateutil", "tzdata", "RestrictedPython", "executor"}
 )
 
 
