@@ -25,7 +25,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,6 @@ def _stats(samples_s: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000.0 for s in samples_s)
     p99 = ms[min(len(ms) - 1, max(0, round(0.99 * len(ms)) - 1))]
     return {"n": len(ms), "p50_ms": statistics.median(ms), "p99_ms": p99, "min_ms": ms[0]}
-
-
-def _timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 @contextmanager
@@ -130,11 +124,12 @@ def run(rounds: int = 200, baseline_rounds: int = 5, runtime: str | None = None)
             samples = []
             drops = []
             for i in range(rounds + 5):
-                took = _timed(lambda: request(sb, {"type": "checkpoint"}))
-                cp = request(sb, {"type": "list_checkpoints"})["checkpoints"][-1]["checkpoint_id"]
-                dropped = _timed(
-                    lambda: request(sb, {"type": "drop_checkpoint", "checkpoint_id": cp})
-                )
+                t0 = time.perf_counter()
+                cp = request(sb, {"type": "checkpoint"})["checkpoint_id"]
+                took = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                request(sb, {"type": "drop_checkpoint", "checkpoint_id": cp})
+                dropped = time.perf_counter() - t0
                 if i >= 5:
                     samples.append(took)
                     drops.append(dropped)
@@ -146,7 +141,9 @@ def run(rounds: int = 200, baseline_rounds: int = 5, runtime: str | None = None)
             samples = []
             for i in range(rounds + 5):
                 assert sb.execute(STEP, timeout=60)["verdict"] == "OK"
-                took = _timed(lambda: request(sb, {"type": "rollback", "checkpoint_id": cp}))
+                t0 = time.perf_counter()
+                request(sb, {"type": "rollback", "checkpoint_id": cp})
+                took = time.perf_counter() - t0
                 if i >= 5:
                     samples.append(took)
             steps = sb.execute("agent.steps", timeout=60)["value"]["json"]

@@ -10,10 +10,11 @@ read just before the fork. The parent answers and carries on as the session.
 SIGUSR1 and writes a handover (the request id to answer, the channel's bytes
 already read but not yet handled, the checkpoint table) on a pipe every
 runner process inherited, reports the child's pid to the supervisor, and
-exits. The woken child first forks again: the new child takes its place as
-the stopped checkpoint, so the checkpoint stays usable for more rollbacks.
-It then puts the workspace back, restarts its helper threads and answers
-`ack`; from then on it is the working runner. The process tini started (the
+exits. The woken child puts the workspace back, restarts its helper threads
+and answers `ack`; from then on it is the working runner. Right after the
+ack it forks once more: that child takes its place as the stopped
+checkpoint (nothing of the interpreter ran in between), so the checkpoint
+stays usable for more rollbacks and the caller does not wait for the fork. The process tini started (the
 supervisor, executor/runner/supervisor.py) stays alive throughout.
 
 Memory cost (why a checkpoint is cheap, and what it may cost at worst).
@@ -180,8 +181,7 @@ class Checkpoints:
                 "of processes or memory: drop a checkpoint or raise pids/memory_bytes"
             ) from None
         if pid == 0:
-            handover = self._stopped(cp.checkpoint_id, files)
-            self._wake(cp.checkpoint_id, handover, files, set_address_space, become_active)
+            self._checkpoint_process(cp.checkpoint_id, files, set_address_space, become_active)
             return None
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         del files
@@ -193,12 +193,43 @@ class Checkpoints:
 
     # -- the stopped checkpoint ------------------------------------------------
 
-    def _stopped(self, checkpoint_id: str, files: list[Any]) -> dict[str, Any]:
-        """Wait (not scheduled) until a rollback to this checkpoint; return its handover.
+    def _checkpoint_process(
+        self,
+        checkpoint_id: str,
+        files: list[Entry],
+        set_address_space: Callable[[int], None],
+        become_active: BecomeActive,
+    ) -> None:
+        """The checkpoint's life: stopped until a rollback, then the working runner.
 
-        Each wake-up forks a replacement that keeps waiting, so the checkpoint
-        survives the rollback; the woken process returns and becomes the runner.
+        On a rollback this process puts the workspace back and answers first;
+        then it forks its replacement (the new stopped checkpoint, with the
+        interpreter state untouched since nothing ran yet: what the woken
+        process changed is replaced on the replacement's own wake-up), so the
+        caller does not wait for that fork. Returns as the working runner.
         """
+        while True:
+            handover = self._stopped(checkpoint_id)
+            self.table = {c["checkpoint_id"]: Checkpoint(**c) for c in handover["table"]}
+            restore_workspace(self.workspace_root, files)
+            become_active(handover["rid"], handover["session"])
+            try:
+                pid = os.fork()
+            except OSError:
+                pid = -1  # no replacement: this rollback used the checkpoint up
+            if pid == 0:
+                continue  # the replacement: stopped again, with the same state and files
+            if pid > 0:
+                self.table[checkpoint_id].pid = pid
+            else:
+                self.table.pop(checkpoint_id, None)
+            address_space = int(handover.get("address_space", 0))
+            if address_space > 0:
+                set_address_space(address_space - self.reserved_bytes())
+            return
+
+    def _stopped(self, checkpoint_id: str) -> dict[str, Any]:
+        """Wait (never scheduled meanwhile) for a rollback to this checkpoint; its handover."""
         while True:
             info = signal.sigtimedwait({WAKE_SIGNAL}, FROZEN_CHECK_S)
             if info is None:
@@ -206,16 +237,9 @@ class Checkpoints:
                     os._exit(0)
                 continue
             handover = _read_handover(self.ctx.handover_r)
-            if handover is None or handover.get("target") != checkpoint_id:
-                continue  # a stray signal, or garbage: keep waiting
-            try:
-                pid = os.fork()
-            except OSError:
-                pid = -1  # no replacement: the checkpoint is used up by this rollback
-            if pid == 0:
-                continue  # the replacement: stopped again, with the same state
-            handover["replacement"] = pid
-            return handover
+            if handover is not None and handover.get("target") == checkpoint_id:
+                return handover
+            # a stray signal, or garbage: keep waiting
 
     def _orphaned(self) -> bool:
         """True when the daemon closed the channel or the supervisor is gone."""
@@ -230,26 +254,6 @@ class Checkpoints:
         except PermissionError:
             pass
         return False
-
-    def _wake(
-        self,
-        checkpoint_id: str,
-        handover: dict[str, Any],
-        files: list[Any],
-        set_address_space: Callable[[int], None],
-        become_active: BecomeActive,
-    ) -> None:
-        self.table = {c["checkpoint_id"]: Checkpoint(**c) for c in handover["table"]}
-        replacement = handover["replacement"]
-        if replacement > 0:
-            self.table[checkpoint_id].pid = replacement
-        else:
-            self.table.pop(checkpoint_id, None)
-        restore_workspace(self.workspace_root, files)
-        address_space = int(handover.get("address_space", 0))
-        if address_space > 0:
-            set_address_space(address_space - self.reserved_bytes())
-        become_active(handover["rid"], handover["session"])
 
     # -- rollback and drop (working runner) --------------------------------------
 

@@ -348,3 +348,26 @@ def test_shutdown_ends_the_supervisor(runner: RunnerProcess) -> None:
     _rollback(runner, cp)
     runner.send({"type": "shutdown"})
     assert runner.proc.wait(10) == 0
+
+
+def test_supervisor_follows_the_working_runner_across_rollbacks(workspace: Path) -> None:
+    r = RunnerProcess(workspace, raw=True)  # raw: the snippet can tell its pid
+    try:
+        first = r.recv()["pid"]
+        r.init()
+        cp = _checkpoint(r)
+        _rollback(r, cp)
+        _rollback(r, cp)
+        working = _value(r, "import os\nos.getpid()")
+        assert working != first
+        deadline = time.monotonic() + 10
+        while first in _processes_of(workspace) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first not in _processes_of(workspace)  # handed over and gone
+        assert r.proc.poll() is None  # the supervisor stays
+        # The working runner dies (as under an OOM kill): the supervisor ends too,
+        # so the daemon sees the sandbox end instead of a silent channel.
+        os.kill(working, 9)
+        assert r.proc.wait(10) == 128 + 9
+    finally:
+        r.close()
