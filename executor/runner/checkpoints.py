@@ -133,7 +133,8 @@ class Checkpoints:
                 "drop one with drop_checkpoint, or open the session with a higher max_checkpoints"
             )
         if pids > 0:
-            tasks = 1 + _own_tasks() + len(self.table)  # supervisor, this runner, checkpoints
+            # The container's init (tini) and the supervisor, this runner's threads, checkpoints.
+            tasks = 2 + _own_tasks() + len(self.table)
             if tasks + 1 + PIDS_RESERVE > pids:
                 raise CheckpointError(
                     f"a checkpoint is a process and the container would exceed its pids limit "
@@ -351,6 +352,11 @@ def snapshot_workspace(root: str) -> list[Entry]:
         walk("")
     except OSError as exc:
         raise CheckpointError(f"cannot copy the workspace for the checkpoint: {exc}") from None
+    except MemoryError:
+        raise CheckpointError(
+            "the workspace does not fit in the session's memory for the checkpoint's copy: "
+            "delete files from the workspace, drop checkpoints, or raise memory_bytes"
+        ) from None
     return out
 
 

@@ -43,7 +43,11 @@ _running = [False]  # a raw snippet's SIGALRM handler is installed
 
 
 def request_interrupt() -> None:
-    """End the raw snippet running now as its wall-clock limit would (any thread)."""
+    """End the raw snippet running now as its wall-clock limit would (any thread).
+
+    Simpler than the interpreter's hook: an interrupt that arrives before the
+    raw snippet's timer is armed is lost (raw mode is for operator probes only).
+    """
     with _interrupt_lock:
         if _running[0]:
             signal.setitimer(signal.ITIMER_REAL, 1e-6, 0.05)

@@ -6,6 +6,14 @@ before it is acted on; anything malformed or unexpected is answered with an
 the daemon is gone, and the runner exits at once with `os._exit`, skipping
 interpreter teardown so a wedged snippet thread cannot keep it alive.
 
+While a snippet runs, a reader thread (reader.py) takes the channel: an
+`interrupt` for the running execute ends the snippet as its wall-time limit
+would (verdict INTERRUPTED, state kept), tool results reach the broker, and
+other requests wait and are handled in order after the result. `interrupt`
+frames between snippets, or for another id, are ignored without an answer.
+`checkpoint`, `rollback`, `drop_checkpoint`, `list_checkpoints`: see
+checkpoints.py.
+
 Standard library only (plus the interpreter): this module runs inside the
 sandbox image.
 """
