@@ -27,7 +27,9 @@ the checkpoint, which then exists twice. For numpy state, (c) is the pages
 of the arrays the session modifies (a 100 MB array that is only read costs
 nothing; one rewritten in place costs 100 MB); CPython objects that are
 merely touched also get copied, since reference counts live in the objects.
-Measured by benchmarks/checkpoints.py.
+Measured by benchmarks/checkpoints.py (runc, a session of 149 MiB holding a
+100 MB numpy array): 2.2 MiB per idle checkpoint; +97 MiB once the session
+rewrote the array in place with checkpoints held (one more copy of its pages).
 Because (c) can reach everything the session held, each checkpoint reserves
 its worst case: its `charge` is the runner's anonymous resident memory
 (RssAnon) at fork, plus the workspace copy, plus page tables. The working
