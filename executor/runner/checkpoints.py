@@ -275,11 +275,14 @@ class Checkpoints:
         body = json.dumps(handover, separators=(",", ":")).encode("utf-8")
         message = HANDOVER_HEADER.pack(HANDOVER_MAGIC, len(body)) + body
         try:
+            if not supervisor.alive(cp.pid):
+                raise ProcessLookupError
             os.kill(cp.pid, WAKE_SIGNAL)
         except ProcessLookupError:
             self._forget(cp)
             raise CheckpointError(
-                f"checkpoint {checkpoint_id!r} is gone (its process ended): take a new checkpoint"
+                f"checkpoint {checkpoint_id!r} is gone (its process was killed) and was dropped; "
+                "the session is unchanged: take a new checkpoint"
             ) from None
         if not _write_all(self.ctx.handover_w, message, HANDOVER_TIMEOUT_S):
             self._forget(cp)

@@ -107,9 +107,9 @@ def supervise(read_fd: int, status_r: int, runner: int) -> int:
             if pid == active:
                 code = os.waitstatus_to_exitcode(status)
                 return code if code >= 0 else 128 - code
-        if not events and not _alive(active):
+        if not events and not alive(active):
             active, pending = _read_status(status_r, active, pending)
-            if not _alive(active):
+            if not alive(active):
                 return 1
 
 
@@ -128,7 +128,7 @@ def _read_status(fd: int, active: int, pending: bytes) -> tuple[int, bytes]:
     return active, pending
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """True while `pid` runs (a zombie or a vanished pid is not alive)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:

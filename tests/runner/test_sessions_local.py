@@ -371,3 +371,23 @@ def test_supervisor_follows_the_working_runner_across_rollbacks(workspace: Path)
         assert r.proc.wait(10) == 128 + 9
     finally:
         r.close()
+
+
+def test_rollback_to_a_killed_checkpoint_is_an_error(workspace: Path) -> None:
+    r = RunnerProcess(workspace, raw=True)
+    try:
+        assert r.recv()["type"] == "ready"
+        r.init()
+        r.execute("x = 1")
+        cp = _checkpoint(r)
+        working = _value(r, "import os\nos.getpid()")
+        copies = set(_processes_of(workspace)) - {r.proc.pid, working}
+        assert len(copies) == 1
+        os.kill(copies.pop(), 9)  # as if the kernel had killed it
+        r.execute("x = 2")
+        err = r.request({"type": "rollback", "checkpoint_id": cp})
+        assert err["type"] == "error" and "gone" in err["message"]
+        assert _value(r, "x") == 2
+        assert r.request({"type": "list_checkpoints"})["checkpoints"] == []
+    finally:
+        r.close()
