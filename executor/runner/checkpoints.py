@@ -116,6 +116,7 @@ class Checkpoints:
         self.ctx = ctx
         self.workspace_root = workspace_root
         self.table: dict[str, Checkpoint] = {}
+        self._unreaped: set[int] = set()  # killed checkpoints, our children, not yet reaped
 
     # -- accounting ---------------------------------------------------------
 
@@ -123,12 +124,14 @@ class Checkpoints:
         return sum(cp.charge_bytes for cp in self.table.values())
 
     def listing(self) -> list[dict[str, Any]]:
+        self.reap()
         return [
             {"checkpoint_id": cp.checkpoint_id, "created_ms": cp.created_ms}
             for cp in sorted(self.table.values(), key=lambda c: c.created_ms)
         ]
 
     def _check_room(self, max_checkpoints: int, pids: int) -> None:
+        self.reap()
         if len(self.table) >= max_checkpoints:
             raise CheckpointError(
                 f"the session holds {len(self.table)} checkpoints, its max_checkpoints limit: "
@@ -136,7 +139,7 @@ class Checkpoints:
             )
         if pids > 0:
             # The container's init (tini) and the supervisor, this runner's threads, checkpoints.
-            tasks = 2 + _own_tasks() + len(self.table)
+            tasks = 2 + _own_tasks() + len(self.table) + len(self._unreaped)
             if tasks + 1 + PIDS_RESERVE > pids:
                 raise CheckpointError(
                     f"a checkpoint is a process and the container would exceed its pids limit "
@@ -214,6 +217,7 @@ class Checkpoints:
         while True:
             handover = self._stopped(checkpoint_id)
             self.table = {c["checkpoint_id"]: Checkpoint(**c) for c in handover["table"]}
+            self._unreaped = set()
             restore_workspace(self.workspace_root, files)
             become_active(handover["rid"], handover["session"])
             try:
@@ -311,15 +315,26 @@ class Checkpoints:
         return cp
 
     def _forget(self, cp: Checkpoint) -> None:
+        """Kill the checkpoint's process. Its memory is freed as it exits; it is
+        reaped later (the caller does not wait for the exit to tear down its
+        mappings), by us if it is our child, else by the supervisor."""
         self.table.pop(cp.checkpoint_id, None)
         try:
             os.kill(cp.pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-        try:
-            os.waitpid(cp.pid, 0)  # our child: reap it now
-        except ChildProcessError:
-            pass  # a child of an earlier runner: the supervisor reaps it
+        self._unreaped.add(cp.pid)
+        self.reap()
+
+    def reap(self) -> None:
+        """Collect killed checkpoints that have exited (never blocks)."""
+        for pid in list(self._unreaped):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid  # a child of an earlier runner: the supervisor reaps it
+            if done:
+                self._unreaped.discard(pid)
 
 
 # -- workspace copies ---------------------------------------------------------
