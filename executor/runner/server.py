@@ -407,8 +407,8 @@ class Runner:
         self.deferred = collections.deque(session["deferred"])
         self.broker.abandoned = set(session["abandoned"])
         output.FLUSHER = output._Flusher()  # the old flusher thread did not survive the fork
-        watch_hangup(self.channel.read_fd)
         self.channel.send({"type": "ack", "id": rid})
+        watch_hangup(self.channel.read_fd)  # after the answer: a thread start is not free
 
     def on_drop_checkpoint(self, rid: str, frame: dict[str, Any]) -> None:
         checkpoints = self._require_checkpoints()
