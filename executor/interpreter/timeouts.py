@@ -8,6 +8,12 @@ with `PyThreadState_SetAsyncExc`, also repeatedly. Neither can break a single
 long C call (a huge sort, a regex); the runner's CPU limit and the daemon's
 hard timeout cover that.
 
+`request_interrupt()` (any thread) ends the window running now exactly as its
+deadline would: the runner calls it when the client interrupts a snippet.
+It acts on the outermost open window (the snippet's own); when no window is
+open yet (the snippet is still being compiled) it is kept and fires the next
+window the moment it opens, until `clear_interrupt()`.
+
 Standard library only: this module is copied into the sandbox image.
 """
 
@@ -22,6 +28,8 @@ from typing import Any, TypeVar
 from .errors import ControlFlow, TimeoutInterrupt
 
 REARM_S = 0.05  # seconds between repeated interrupts after the deadline
+FIRE_NOW_S = 1e-6  # an ITIMER_REAL value that fires at once (0 would disarm it)
+INTERRUPT_MESSAGE = "the snippet was interrupted by its client"
 
 T = TypeVar("T")
 
@@ -37,22 +45,35 @@ class _Alarm:
         self.old_handler: Any = None
         self.old_timer: tuple[float, float] = (0.0, 0.0)
         self.started = 0.0
+        self.interrupted = False
 
     def fire(self, signum: int, frame: Any) -> None:
         if self.active:
             self.fired = True
+            if self.interrupted:  # keep coming back, as after the deadline
+                signal.setitimer(signal.ITIMER_REAL, REARM_S, REARM_S)
             raise TimeoutInterrupt(self.message)
+
+    def interrupt(self, message: str) -> None:
+        """Fire now (any thread; the caller holds `_interrupt_lock`)."""
+        if self.active and not self.interrupted:
+            self.interrupted = True
+            self.message = message
+            signal.setitimer(signal.ITIMER_REAL, FIRE_NOW_S, REARM_S)
 
     def start(self) -> None:
         self.started = time.monotonic()
         self.old_handler = signal.signal(signal.SIGALRM, self.fire)
         self.active = True
         self.old_timer = signal.setitimer(signal.ITIMER_REAL, self.seconds, REARM_S)
+        _opened(self)
 
     def stop(self) -> None:
         self.active = False
         try:
-            signal.setitimer(signal.ITIMER_REAL, 0, 0)
+            with _interrupt_lock:
+                _closed(self)
+                signal.setitimer(signal.ITIMER_REAL, 0, 0)
         finally:
             signal.signal(signal.SIGALRM, self.old_handler)
             delay, interval = self.old_timer
@@ -94,11 +115,22 @@ class _Watchdog:
             if self.wake.wait(REARM_S):
                 return
 
+    def interrupt(self, message: str) -> None:
+        """Inject the interrupt now (any thread; the caller holds `_interrupt_lock`)."""
+        with self.lock:
+            if self.active:
+                self.fired = True
+                self.message = message
+                self.inject(TimeoutInterrupt)
+
     def start(self) -> None:
         self.active = True
         self.thread.start()
+        _opened(self)
 
     def stop(self) -> None:
+        with _interrupt_lock:
+            _closed(self)
         with self.lock:
             self.active = False
         try:
@@ -106,6 +138,50 @@ class _Watchdog:
             self.thread.join()
         finally:
             self.inject(None)  # drop an interrupt that was injected but not yet delivered
+
+
+_interrupt_lock = threading.Lock()
+_open_windows: list[_Alarm | _Watchdog] = []  # outermost first
+_pending: list[str] = []  # an interrupt that came while no window was open
+
+
+def _opened(window: _Alarm | _Watchdog) -> None:
+    with _interrupt_lock:
+        _open_windows.append(window)
+        if _pending and len(_open_windows) == 1:
+            window.interrupt(_pending.pop())
+
+
+def _closed(window: _Alarm | _Watchdog) -> None:
+    if window in _open_windows:
+        _open_windows.remove(window)
+
+
+def request_interrupt(message: str = INTERRUPT_MESSAGE) -> None:
+    """End the snippet's window now, as its deadline would (safe from any thread).
+
+    Idempotent: a storm of requests costs one interrupt. Without an open window
+    the request waits for the next one (see `clear_interrupt`).
+    """
+    with _interrupt_lock:
+        if _open_windows:
+            _open_windows[0].interrupt(message)
+        elif not _pending:
+            _pending.append(message)
+
+
+def clear_interrupt() -> None:
+    """Forget a request that found no window (call after the snippet's run)."""
+    with _interrupt_lock:
+        _pending.clear()
+
+
+def reset_after_fork() -> None:
+    """In a forked child: a fresh lock (another thread may have held it at fork)."""
+    global _interrupt_lock
+    _interrupt_lock = threading.Lock()
+    _open_windows.clear()
+    _pending.clear()
 
 
 def call_with_timeout(

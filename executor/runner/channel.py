@@ -17,6 +17,7 @@ Standard library only: this module runs inside the sandbox image.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import select
@@ -46,6 +47,10 @@ class ChannelTimeout(Exception):
 
 class ChannelClosed(Exception):
     """The peer closed its end (end of stdin): the daemon is gone."""
+
+
+class ChannelWoken(Exception):
+    """`recv` was woken through its wake descriptor before a frame arrived."""
 
 
 @contextlib.contextmanager
@@ -135,7 +140,7 @@ class Channel:
 
     # -- reading ----------------------------------------------------------
 
-    def recv(self, timeout: float | None = None) -> dict[str, Any]:
+    def recv(self, timeout: float | None = None, wake_fd: int | None = None) -> dict[str, Any]:
         """Return the next frame.
 
         Raises ChannelClosed at end of stream, ChannelTimeout when `timeout`
@@ -143,6 +148,8 @@ class Channel:
         length (its body is then skipped as it arrives), FrameError for a body
         that is not a JSON object with a string type. After a FrameError the
         channel is still in sync and the next call reads the next frame.
+        With `wake_fd`, a byte becoming readable there raises ChannelWoken
+        (the bytes already buffered stay buffered for the next reader).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -165,14 +172,19 @@ class Channel:
                     return decode_body(body)
             if self._eof:
                 raise ChannelClosed("end of stdin")
-            self._fill(deadline)
+            self._fill(deadline, wake_fd)
 
-    def _fill(self, deadline: float | None) -> None:
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ChannelTimeout("no frame within the timeout")
-            ready, _, _ = select.select([self.read_fd], [], [], remaining)
+    def _fill(self, deadline: float | None, wake_fd: int | None = None) -> None:
+        if deadline is not None or wake_fd is not None:
+            remaining = None
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ChannelTimeout("no frame within the timeout")
+            fds = [self.read_fd] if wake_fd is None else [self.read_fd, wake_fd]
+            ready, _, _ = select.select(fds, [], [], remaining)
+            if wake_fd is not None and wake_fd in ready:
+                raise ChannelWoken("woken")
             if not ready:
                 raise ChannelTimeout("no frame within the timeout")
         want = READ_CHUNK
@@ -184,11 +196,33 @@ class Channel:
             return
         self._buf += chunk
 
+    # -- handing the channel to another process (rollback) ------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """What another process needs to continue reading exactly where we stop."""
+        return {
+            "buf": base64.b64encode(self._buf).decode("ascii"),
+            "skip": self._skip,
+            "eof": self._eof,
+        }
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        """Continue from `export_state()` of the process that read before us.
+
+        Also replaces the write lock: in a forked child another thread may
+        have held the old one at the moment of the fork.
+        """
+        self._buf = bytearray(base64.b64decode(state["buf"]))
+        self._skip = int(state["skip"])
+        self._eof = bool(state["eof"])
+        self._write_lock = threading.Lock()
+
 
 __all__ = [
     "Channel",
     "ChannelClosed",
     "ChannelTimeout",
+    "ChannelWoken",
     "FrameError",
     "FrameTooLarge",
     "signals_held",

@@ -1,7 +1,10 @@
 """Runner start-up: take the channel off the standard fds, tune the process, serve.
 
 Start-up order matters: the channel moves to private descriptors before
-anything can print; the C heap is limited to one malloc arena and threads get
+anything can print; the process splits into the supervisor (which tini
+started and which outlives rollbacks, see supervisor.py) and the first runner
+before any thread exists; the runner blocks the checkpoint wake-up signal
+(SIGUSR1) before starting threads, so every thread inherits the block; the C heap is limited to one malloc arena and threads get
 small stacks, because RLIMIT_AS counts reserved address space and each extra
 glibc arena reserves 64+ MiB that nothing uses; the interpreter is imported
 before `ready` so a warm container answers its first snippet at full speed.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 
@@ -49,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 
     read_fd, write_fd = take_standard_fds()
     sys.stdout = sys.stderr  # fd 1 now is a copy of fd 2 as well
+    from executor.runner import supervisor
+    from executor.runner.checkpoints import WAKE_SIGNAL, ProcessContext
+
+    supervisor_pid, status_w = supervisor.start(read_fd, write_fd)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {WAKE_SIGNAL})
+    process = ProcessContext.create(supervisor_pid, status_w, read_fd)
     _limit_malloc_arenas()
     threading.stack_size(THREAD_STACK_BYTES)
     channel = Channel(read_fd, write_fd)
@@ -57,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.raw:
         import executor.interpreter  # noqa: F401 - loaded before `ready`: warm containers
-    runner = Runner(channel, raw=args.raw, workspace=args.workspace)
+    runner = Runner(channel, raw=args.raw, workspace=args.workspace, process=process)
     try:
         runner.serve()
     except (BrokenPipeError, ConnectionResetError):

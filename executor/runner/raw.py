@@ -21,6 +21,7 @@ import io
 import json
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,21 @@ class RawTimeout(BaseException):
 
 class RawCpuLimitExceeded(BaseException):
     """SIGXCPU in raw mode (used when the interpreter package is unavailable)."""
+
+
+_interrupt_lock = threading.Lock()
+_running = [False]  # a raw snippet's SIGALRM handler is installed
+
+
+def request_interrupt() -> None:
+    """End the raw snippet running now as its wall-clock limit would (any thread).
+
+    Simpler than the interpreter's hook: an interrupt that arrives before the
+    raw snippet's timer is armed is lost (raw mode is for operator probes only).
+    """
+    with _interrupt_lock:
+        if _running[0]:
+            signal.setitimer(signal.ITIMER_REAL, 1e-6, 0.05)
 
 
 def _cpu_exception_types() -> tuple[type[BaseException], ...]:
@@ -153,6 +169,8 @@ class RawExecutor:
         old_stdout = sys.stdout
         old_alarm = signal.signal(signal.SIGALRM, _raise_timeout)
         signal.setitimer(signal.ITIMER_REAL, self.limits.wall_time_s, 0.05)
+        with _interrupt_lock:
+            _running[0] = True
         try:
             sys.stdout = capture
             exec(compile(tree, "<snippet>", "exec"), self.globals)
@@ -173,7 +191,9 @@ class RawExecutor:
                 line = _snippet_line(exc)
                 error = ErrorInfo(type(exc).__name__, str(exc)[:4096], line)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            with _interrupt_lock:
+                _running[0] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old_alarm)
             sys.stdout = old_stdout
         if capture.truncated and verdict is Verdict.OK:

@@ -107,3 +107,24 @@ def install_sigxcpu_handler(make_exception: Callable[[], BaseException | None]) 
             raise exc
 
     signal.signal(signal.SIGXCPU, _on_sigxcpu)
+
+
+def base_address_space(limits: dict[str, Any]) -> int:
+    """The RLIMIT_AS `apply_rlimits` sets for these limits (0: none)."""
+    memory = int(limits.get("memory_bytes") or 0)
+    if memory <= 0:
+        return 0
+    want = address_space_bytes(memory)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    return want
+
+
+def set_address_space(soft_bytes: int) -> None:
+    """Set the soft RLIMIT_AS (checkpoints lower it by what they reserve, drops raise it)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = max(int(soft_bytes), 0)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

@@ -6,6 +6,14 @@ before it is acted on; anything malformed or unexpected is answered with an
 the daemon is gone, and the runner exits at once with `os._exit`, skipping
 interpreter teardown so a wedged snippet thread cannot keep it alive.
 
+While a snippet runs, a reader thread (reader.py) takes the channel: an
+`interrupt` for the running execute ends the snippet as its wall-time limit
+would (verdict INTERRUPTED, state kept), tool results reach the broker, and
+other requests wait and are handled in order after the result. `interrupt`
+frames between snippets, or for another id, are ignored without an answer.
+`checkpoint`, `rollback`, `drop_checkpoint`, `list_checkpoints`: see
+checkpoints.py.
+
 Standard library only (plus the interpreter): this module runs inside the
 sandbox image.
 """
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import os
 import resource
 import sys
@@ -24,9 +33,11 @@ from dataclasses import asdict
 from typing import Any, Protocol
 
 from executor.interpreter.limits import Limits
-from executor.runner import rlimits
-from executor.runner.channel import Channel, ChannelClosed, FrameError, FrameTooLarge
+from executor.runner import output, rlimits
+from executor.runner.channel import Channel, ChannelClosed, FrameError, FrameTooLarge, watch_hangup
+from executor.runner.checkpoints import CheckpointError, Checkpoints, ProcessContext
 from executor.runner.output import OutputStream
+from executor.runner.reader import SnippetInput
 from executor.runner.tools import ToolBroker, make_stub
 from executor.runner.workspace import Workspace, WorkspaceError
 from proto.limits import SessionLimits
@@ -79,11 +90,22 @@ def _limits(raw: Any, base: dict[str, int], *, only_lower: bool) -> dict[str, in
 
 
 class Runner:
-    def __init__(self, channel: Channel, *, raw: bool, workspace: str) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        raw: bool,
+        workspace: str,
+        process: ProcessContext | None = None,
+    ) -> None:
         self.channel = channel
         self.raw = raw
         self.workspace = Workspace(workspace)
         self.broker = ToolBroker(channel)
+        self.broker.interrupt_exception = _interrupt_exception_factory(raw)
+        self.checkpoints = Checkpoints(process, self.workspace.root) if process else None
+        # Requests that arrived while a snippet ran, handled after its result.
+        self.deferred: collections.deque[dict[str, Any]] = collections.deque()
         self.executor: Executor | None = None
         self.limits: dict[str, int] = dict(DEFAULT_LIMITS)
         self.cpu_armed = False
@@ -106,6 +128,12 @@ class Runner:
             }
         )
         while True:
+            if self.deferred:
+                frame = self.deferred.popleft()
+                if frame.get("type") == "shutdown":
+                    return
+                self.handle(frame)
+                continue
             try:
                 frame = self.channel.recv()
             except ChannelClosed:
@@ -122,6 +150,8 @@ class Runner:
 
     def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
+        if kind == "interrupt":
+            return  # no snippet runs: nothing to interrupt, and no answer (frames.md)
         rid = frame.get("id")
         if not isinstance(rid, str):
             self._error(None, f"{kind} frame needs a string 'id'")
@@ -137,7 +167,7 @@ class Runner:
             handler(self, rid, frame)
         except BadRequest as exc:
             self._error(rid, str(exc))
-        except WorkspaceError as exc:
+        except (WorkspaceError, CheckpointError) as exc:
             self._error(rid, str(exc))
         except (ValueError, TypeError) as exc:
             self._error(rid, f"{kind} failed: {exc}")
@@ -225,9 +255,12 @@ class Runner:
         self.broker.request_id = rid
         self.broker.timeout_s = limits["tool_timeout_ms"] / 1000.0
         self.broker.before_call = stream.flush
+        reader = SnippetInput(self.channel, rid, self._interrupt_now)
+        self.broker.inbox = reader.inbox
         start_wall = time.monotonic()
         start_cpu = _cpu_seconds()
         result: Result | None = None
+        reader.start()
         try:
             try:
                 with rlimits.cpu_budget(limits["cpu_time_ms"]):
@@ -246,9 +279,14 @@ class Runner:
             message = f"the runner failed: {type(exc).__name__}: {exc}"[:4096]
             result = Result(Verdict.INTERNAL, error=ErrorInfo("RunnerError", message))
         finally:
+            reader.stop()
+            self._clear_interrupt()
+            self.deferred.extend(reader.deferred)
             self.broker.request_id = None
             self.stream = None
             stream.close()
+        if result is not None and reader.interrupted and result.verdict is Verdict.TIMEOUT:
+            result = _interrupted(result)
         usage = {
             "wall_ms": int((time.monotonic() - start_wall) * 1000),
             "cpu_ms": int((_cpu_seconds() - start_cpu) * 1000),
@@ -317,6 +355,88 @@ class Runner:
     def on_ping(self, rid: str, frame: dict[str, Any]) -> None:
         self.channel.send({"type": "pong", "id": rid})
 
+    # -- interrupt -----------------------------------------------------------
+
+    def _interrupt_now(self) -> None:
+        """Reader thread: end the running snippet as its wall-time limit would."""
+        if self.raw:
+            from executor.runner.raw import request_interrupt as raw_interrupt
+
+            raw_interrupt()
+        else:
+            from executor.interpreter.timeouts import request_interrupt
+
+            request_interrupt()
+
+    def _clear_interrupt(self) -> None:
+        if not self.raw:
+            from executor.interpreter.timeouts import clear_interrupt
+
+            clear_interrupt()
+
+    # -- checkpoints -----------------------------------------------------------
+
+    def _require_checkpoints(self) -> Checkpoints:
+        self._require_executor()
+        if self.checkpoints is None:
+            raise BadRequest("this runner was started without a supervisor: no checkpoints")
+        return self.checkpoints
+
+    def on_checkpoint(self, rid: str, frame: dict[str, Any]) -> None:
+        checkpoints = self._require_checkpoints()
+        cp = checkpoints.take(
+            max_checkpoints=self.limits["max_checkpoints"],
+            pids=self.limits["pids"],
+            address_space=rlimits.base_address_space(self.limits),
+            set_address_space=rlimits.set_address_space,
+            become_active=self._become_active,
+        )
+        if cp is None:
+            return  # this is the checkpoint, woken by a rollback: the rollback is answered
+        self.channel.send(
+            {
+                "type": "checkpoint",
+                "id": rid,
+                "checkpoint_id": cp.checkpoint_id,
+                "checkpoints": len(checkpoints.table),
+            }
+        )
+
+    def on_rollback(self, rid: str, frame: dict[str, Any]) -> None:
+        checkpoints = self._require_checkpoints()
+        checkpoint_id = _field(frame, "checkpoint_id", str)
+        session = {
+            "channel": self.channel.export_state(),
+            "deferred": list(self.deferred),
+            "abandoned": sorted(self.broker.abandoned),
+        }
+        sys.stderr.flush()
+        checkpoints.rollback(checkpoint_id, rid, session, rlimits.base_address_space(self.limits))
+
+    def _become_active(self, rid: str, session: dict[str, Any]) -> None:
+        """In the woken checkpoint: take over the channel where the last runner left it."""
+        from executor.interpreter.timeouts import reset_after_fork
+
+        reset_after_fork()
+        self.channel.import_state(session["channel"])
+        self.deferred = collections.deque(session["deferred"])
+        self.broker.abandoned = set(session["abandoned"])
+        output.FLUSHER = output._Flusher()  # the old flusher thread did not survive the fork
+        self.channel.send({"type": "ack", "id": rid})
+        watch_hangup(self.channel.read_fd)  # after the answer: a thread start is not free
+
+    def on_drop_checkpoint(self, rid: str, frame: dict[str, Any]) -> None:
+        checkpoints = self._require_checkpoints()
+        checkpoints.drop(_field(frame, "checkpoint_id", str))
+        base = rlimits.base_address_space(self.limits)
+        if base > 0:
+            rlimits.set_address_space(base - checkpoints.reserved_bytes())
+        self.channel.send({"type": "ack", "id": rid})
+
+    def on_list_checkpoints(self, rid: str, frame: dict[str, Any]) -> None:
+        checkpoints = self._require_checkpoints()
+        self.channel.send({"type": "checkpoints", "id": rid, "checkpoints": checkpoints.listing()})
+
     HANDLERS: dict[str, Callable[[Runner, str, dict[str, Any]], None]] = {
         "init": on_init,
         "execute": on_execute,
@@ -328,7 +448,39 @@ class Runner:
         "remove_file": on_remove_file,
         "make_dir": on_make_dir,
         "ping": on_ping,
+        "checkpoint": on_checkpoint,
+        "rollback": on_rollback,
+        "drop_checkpoint": on_drop_checkpoint,
+        "list_checkpoints": on_list_checkpoints,
     }
+
+
+INTERRUPTED_MESSAGE = "the snippet was interrupted by its client; the session keeps its state"
+
+
+def _interrupted(result: Result) -> Result:
+    """The result of a snippet the client interrupted (it ended as a timeout would)."""
+    error = result.error
+    result.verdict = Verdict.INTERRUPTED
+    result.error = ErrorInfo(
+        "Interrupted",
+        INTERRUPTED_MESSAGE,
+        error.line if error else None,
+        error.source_line if error else None,
+    )
+    return result
+
+
+def _interrupt_exception_factory(raw: bool) -> Callable[[], BaseException]:
+    """What ends a snippet interrupted while it waits for a tool."""
+    if raw:
+        from executor.runner.raw import RawTimeout
+
+        return RawTimeout
+    from executor.interpreter.errors import TimeoutInterrupt
+    from executor.interpreter.timeouts import INTERRUPT_MESSAGE
+
+    return lambda: TimeoutInterrupt(INTERRUPT_MESSAGE)
 
 
 def _interp_limits(limits: dict[str, int]) -> Limits:

@@ -11,6 +11,9 @@ answer within the session's tool timeout raises TimeoutError in the snippet.
 While a stub waits, the snippet's wall-clock timer is paused (time spent in a
 client's tool is bounded by the tool timeout, not charged to the snippet) and
 the interrupting signals are held, so a signal cannot tear a frame apart.
+Answers arrive through the `inbox` the snippet's reader thread fills
+(executor/runner/reader.py); an interrupt of the snippet wakes the wait, the
+call is abandoned and the snippet ends with `interrupt_exception()`.
 
 Standard library only: this module runs inside the sandbox image.
 """
@@ -20,13 +23,14 @@ from __future__ import annotations
 import inspect
 import json
 import keyword
-import os
+import queue
 import signal
 import time
 from collections.abc import Callable
 from typing import Any
 
-from executor.runner.channel import Channel, ChannelClosed, ChannelTimeout, FrameError, signals_held
+from executor.runner.channel import Channel, signals_held
+from executor.runner.reader import INTERRUPTED
 from proto.tools import TYPE_TO_PY
 
 # Error types a tool may raise into the snippet by name: ordinary Exception
@@ -71,6 +75,8 @@ class ToolBroker:
         self.before_call: Callable[[], None] = lambda: None  # flush output first
         self._counter = 0
         self.abandoned: set[str] = set()  # call ids whose answer came too late
+        self.inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self.interrupt_exception: Callable[[], BaseException] = lambda: KeyboardInterrupt()
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Forward one call and return its value (or raise its error) in the snippet."""
@@ -98,6 +104,8 @@ class ToolBroker:
                 }
             )
             answer = self._wait(call_id, name)
+        if answer is INTERRUPTED:
+            raise self.interrupt_exception()
         return _unpack(answer, name)
 
     def _wait(self, call_id: str, name: str) -> dict[str, Any]:
@@ -105,11 +113,9 @@ class ToolBroker:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                frame = self.channel.recv(timeout=max(0.0, remaining))
-            except ChannelTimeout:
-                if len(self.abandoned) >= MAX_ABANDONED:
-                    self.abandoned.clear()
-                self.abandoned.add(call_id)
+                frame = self.inbox.get(timeout=max(0.0, remaining))
+            except queue.Empty:
+                self._abandon(call_id)
                 return {
                     "ok": False,
                     "error": {
@@ -117,26 +123,26 @@ class ToolBroker:
                         "message": f"tool {name!r} did not answer within {self.timeout_s:g} s",
                     },
                 }
-            except ChannelClosed:
-                os._exit(0)  # the daemon is gone: nobody will ever answer
-            except FrameError as exc:
-                self.channel.send({"type": "error", "message": f"malformed frame: {exc}"})
-                continue
-            kind = frame.get("type")
-            if kind == "tool_result" and frame.get("call_id") == call_id:
+            if frame is INTERRUPTED:
+                self._abandon(call_id)
                 return frame
-            if kind == "shutdown":
-                os._exit(0)  # exit at once, as `shutdown` does between snippets
-            if kind == "tool_result" and frame.get("call_id") in self.abandoned:
+            if frame.get("call_id") == call_id:
+                return frame
+            if frame.get("call_id") in self.abandoned:
                 continue  # a late answer to a call that already timed out
             self.channel.send(
                 {
                     "type": "error",
                     "id": frame.get("id") if isinstance(frame.get("id"), str) else None,
-                    "message": f"unexpected {kind!r} frame while waiting for the result "
-                    f"of tool call {call_id!r}",
+                    "message": f"unexpected tool_result for call {frame.get('call_id')!r} "
+                    f"while waiting for the result of tool call {call_id!r}",
                 }
             )
+
+    def _abandon(self, call_id: str) -> None:
+        if len(self.abandoned) >= MAX_ABANDONED:
+            self.abandoned.clear()
+        self.abandoned.add(call_id)
 
 
 class _paused_wall_timer:
