@@ -20,6 +20,7 @@ class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERDICT_OUTPUT_TRUNCATED: _ClassVar[Verdict]
     VERDICT_SANDBOX_LOST: _ClassVar[Verdict]
     VERDICT_INTERNAL: _ClassVar[Verdict]
+    VERDICT_INTERRUPTED: _ClassVar[Verdict]
 VERDICT_UNSPECIFIED: Verdict
 VERDICT_OK: Verdict
 VERDICT_ERROR: Verdict
@@ -31,9 +32,10 @@ VERDICT_MEMORY_LIMIT: Verdict
 VERDICT_OUTPUT_TRUNCATED: Verdict
 VERDICT_SANDBOX_LOST: Verdict
 VERDICT_INTERNAL: Verdict
+VERDICT_INTERRUPTED: Verdict
 
 class Limits(_message.Message):
-    __slots__ = ("wall_time_ms", "cpu_time_ms", "memory_bytes", "pids", "output_bytes", "workspace_bytes", "idle_timeout_s", "lifetime_s", "code_bytes", "cpu_millis", "tool_timeout_ms")
+    __slots__ = ("wall_time_ms", "cpu_time_ms", "memory_bytes", "pids", "output_bytes", "workspace_bytes", "idle_timeout_s", "lifetime_s", "code_bytes", "cpu_millis", "tool_timeout_ms", "max_checkpoints")
     WALL_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     CPU_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +47,7 @@ class Limits(_message.Message):
     CODE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CPU_MILLIS_FIELD_NUMBER: _ClassVar[int]
     TOOL_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
     wall_time_ms: int
     cpu_time_ms: int
     memory_bytes: int
@@ -56,7 +59,8 @@ class Limits(_message.Message):
     code_bytes: int
     cpu_millis: int
     tool_timeout_ms: int
-    def __init__(self, wall_time_ms: _Optional[int] = ..., cpu_time_ms: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ..., output_bytes: _Optional[int] = ..., workspace_bytes: _Optional[int] = ..., idle_timeout_s: _Optional[int] = ..., lifetime_s: _Optional[int] = ..., code_bytes: _Optional[int] = ..., cpu_millis: _Optional[int] = ..., tool_timeout_ms: _Optional[int] = ...) -> None: ...
+    max_checkpoints: int
+    def __init__(self, wall_time_ms: _Optional[int] = ..., cpu_time_ms: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ..., output_bytes: _Optional[int] = ..., workspace_bytes: _Optional[int] = ..., idle_timeout_s: _Optional[int] = ..., lifetime_s: _Optional[int] = ..., code_bytes: _Optional[int] = ..., cpu_millis: _Optional[int] = ..., tool_timeout_ms: _Optional[int] = ..., max_checkpoints: _Optional[int] = ...) -> None: ...
 
 class ToolSpec(_message.Message):
     __slots__ = ("name", "description", "inputs_json", "output_type")
@@ -92,12 +96,14 @@ class OpenSessionRequest(_message.Message):
     def __init__(self, authorized_imports: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., variables_json: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class OpenSessionResponse(_message.Message):
-    __slots__ = ("session_id", "limits")
+    __slots__ = ("session_id", "limits", "caps")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    CAPS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     limits: Limits
-    def __init__(self, session_id: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    caps: Caps
+    def __init__(self, session_id: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., caps: _Optional[_Union[Caps, _Mapping]] = ...) -> None: ...
 
 class ExecuteStart(_message.Message):
     __slots__ = ("session_id", "code")
@@ -324,3 +330,177 @@ class GetStatsResponse(_message.Message):
     snippets_executed: int
     instance_id: str
     def __init__(self, warm: _Optional[int] = ..., in_use: _Optional[int] = ..., starting: _Optional[int] = ..., max_containers: _Optional[int] = ..., sessions: _Optional[int] = ..., containers_created: _Optional[int] = ..., containers_destroyed: _Optional[int] = ..., containers_failed: _Optional[int] = ..., snippets_executed: _Optional[int] = ..., instance_id: _Optional[str] = ...) -> None: ...
+
+class Caps(_message.Message):
+    __slots__ = ("code_bytes", "file_bytes", "tool_result_bytes", "variables_bytes", "message_bytes")
+    CODE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TOOL_RESULT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    code_bytes: int
+    file_bytes: int
+    tool_result_bytes: int
+    variables_bytes: int
+    message_bytes: int
+    def __init__(self, code_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., tool_result_bytes: _Optional[int] = ..., variables_bytes: _Optional[int] = ..., message_bytes: _Optional[int] = ...) -> None: ...
+
+class InterruptRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class InterruptResponse(_message.Message):
+    __slots__ = ("interrupted",)
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    interrupted: bool
+    def __init__(self, interrupted: _Optional[bool] = ...) -> None: ...
+
+class CheckpointRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint_id", "checkpoints")
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    checkpoints: int
+    def __init__(self, checkpoint_id: _Optional[str] = ..., checkpoints: _Optional[int] = ...) -> None: ...
+
+class RollbackRequest(_message.Message):
+    __slots__ = ("session_id", "checkpoint_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    checkpoint_id: str
+    def __init__(self, session_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+
+class RollbackResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CheckpointInfo(_message.Message):
+    __slots__ = ("checkpoint_id", "created_ms", "history")
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    created_ms: int
+    history: int
+    def __init__(self, checkpoint_id: _Optional[str] = ..., created_ms: _Optional[int] = ..., history: _Optional[int] = ...) -> None: ...
+
+class ListCheckpointsRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class ListCheckpointsResponse(_message.Message):
+    __slots__ = ("checkpoints",)
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    checkpoints: _containers.RepeatedCompositeFieldContainer[CheckpointInfo]
+    def __init__(self, checkpoints: _Optional[_Iterable[_Union[CheckpointInfo, _Mapping]]] = ...) -> None: ...
+
+class DropCheckpointRequest(_message.Message):
+    __slots__ = ("session_id", "checkpoint_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    checkpoint_id: str
+    def __init__(self, session_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+
+class DropCheckpointResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReplayWarning(_message.Message):
+    __slots__ = ("entry", "kind", "message")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    entry: int
+    kind: str
+    message: str
+    def __init__(self, entry: _Optional[int] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ForkSessionRequest(_message.Message):
+    __slots__ = ("session_id", "checkpoint_id", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    checkpoint_id: str
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, session_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ForkSessionResponse(_message.Message):
+    __slots__ = ("session_id", "limits", "caps", "replayed", "warnings")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    CAPS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    limits: Limits
+    caps: Caps
+    replayed: int
+    warnings: _containers.RepeatedCompositeFieldContainer[ReplayWarning]
+    def __init__(self, session_id: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., caps: _Optional[_Union[Caps, _Mapping]] = ..., replayed: _Optional[int] = ..., warnings: _Optional[_Iterable[_Union[ReplayWarning, _Mapping]]] = ...) -> None: ...
+
+class RecoverSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class RecoverSessionResponse(_message.Message):
+    __slots__ = ("checkpoint_id", "replayed", "dropped", "warnings")
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    replayed: int
+    dropped: int
+    warnings: _containers.RepeatedCompositeFieldContainer[ReplayWarning]
+    def __init__(self, checkpoint_id: _Optional[str] = ..., replayed: _Optional[int] = ..., dropped: _Optional[int] = ..., warnings: _Optional[_Iterable[_Union[ReplayWarning, _Mapping]]] = ...) -> None: ...
+
+class AttachSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class AttachSessionResponse(_message.Message):
+    __slots__ = ("limits", "caps", "tools", "labels", "running", "checkpoints")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    CAPS_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    limits: Limits
+    caps: Caps
+    tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
+    labels: _containers.ScalarMap[str, str]
+    running: bool
+    checkpoints: int
+    def __init__(self, limits: _Optional[_Union[Limits, _Mapping]] = ..., caps: _Optional[_Union[Caps, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., running: _Optional[bool] = ..., checkpoints: _Optional[int] = ...) -> None: ...

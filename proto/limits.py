@@ -27,6 +27,7 @@ class SessionLimits:
     code_bytes: int = 256 << 10  # snippet size
     cpu_millis: int = 1000  # CPU share, thousandths of a CPU
     tool_timeout_ms: int = 30_000  # wait for a client's tool answer
+    max_checkpoints: int = 16  # checkpoints a session may hold at once
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
