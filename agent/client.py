@@ -14,6 +14,7 @@ snippet.
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -64,10 +65,19 @@ class Client:
         else:
             self._channel = grpc.secure_channel(self.target, creds, options=wire.CHANNEL_OPTIONS)
         self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
+        self._sessions: dict[str, Session] = {}  # opened or attached here; closed by close()
 
     # -- lifecycle --------------------------------------------------------
 
     def close(self) -> None:
+        """Close the sessions this client opened (unless detached), then the channel."""
+        for session in list(self._sessions.values()):
+            if not session.detached and not session.closed:
+                try:
+                    session.close()
+                except CorralError:
+                    pass  # already gone on the daemon: nothing left to free
+        self._sessions.clear()
         self._channel.close()
 
     def __enter__(self) -> Client:
@@ -113,14 +123,40 @@ class Client:
             imports=imports, tools=table, variables=variables, limits=limits, labels=labels
         )
         response = self._call("OpenSession", request, timeout=max(self.timeout, OPEN_TIMEOUT_S))
-        return Session(
-            self,
-            wire.check_session_id(response.session_id),
-            wire.limits_dict(response.limits),
-            table,
+        return self._adopt(
+            Session(
+                self,
+                wire.check_session_id(response.session_id),
+                wire.limits_dict(response.limits),
+                table,
+                wire.Caps.from_proto(response.caps),
+            )
         )
 
     open_session = session
+
+    def attach(self, session_id: str, tools: Iterable[Any] | None = None) -> Session:
+        """Continue a session opened elsewhere (another process, same token).
+
+        Give the same tools it was opened with (they run here). Another
+        caller's session id is NOT_FOUND, exactly like an unknown one.
+        """
+        response = self._call(
+            "AttachSession", executor_pb2.AttachSessionRequest(session_id=session_id)
+        )
+        return self._adopt(
+            Session(
+                self,
+                wire.check_session_id(session_id),
+                wire.limits_dict(response.limits),
+                wire.attached_tools(response.tools, tools),
+                wire.Caps.from_proto(response.caps),
+            )
+        )
+
+    def _adopt(self, session: Session) -> Session:
+        self._sessions[session.id] = session
+        return session
 
     def stats(self) -> wire.Stats:
         return wire.Stats.from_proto(self._call("GetStats", executor_pb2.GetStatsRequest()))
@@ -130,14 +166,22 @@ class Session:
     """One sandbox session: a container with a persistent interpreter state."""
 
     def __init__(
-        self, client: Client, session_id: str, limits: dict[str, int], tools: dict[str, Tool]
+        self,
+        client: Client,
+        session_id: str,
+        limits: dict[str, int],
+        tools: dict[str, Tool],
+        caps: wire.Caps | None = None,
     ) -> None:
         self.client = client
         self.id = session_id
         self.limits = limits  # in force, after the daemon's defaults and caps
         self.tools = tools
+        self.caps = caps or wire.Caps()  # payload sizes the daemon accepts, checked before sending
         self.closed = False
-        self.lost = False  # the container died: every further call fails
+        self.lost = False  # the container died: recover() continues it in a new one
+        self.detached = False  # detach(): Client.close() and `with` leave it open
+        self.warnings: tuple[wire.ReplayWarning, ...] = ()  # from the fork that made it
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else "closed" if self.closed else "open"
@@ -147,13 +191,17 @@ class Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        if not self.detached:
+            self.close()
 
     def _check_open(self) -> None:
         if self.closed:
             raise SessionClosed(f"session {self.id} is closed; open a new one")
         if self.lost:
-            raise SessionClosed(f"session {self.id} lost its sandbox; open a new one")
+            raise SessionClosed(
+                f"session {self.id} lost its sandbox; recover() continues it from its last "
+                "checkpoint, or open a new one"
+            )
 
     # -- snippets ---------------------------------------------------------
 
@@ -168,8 +216,14 @@ class Session:
         return result
 
     def stream(self, code: str, *, timeout: float | None = None) -> Iterator[str | Result]:
-        """Yield printed output (str) as it arrives, then the Result (last item)."""
+        """Yield printed output (str) as it arrives, then the Result (last item).
+
+        timeout: seconds; then the snippet is interrupted and the Result says
+        INTERRUPTED (the session and its state stay). Leaving the loop early,
+        or Ctrl-C, interrupts the snippet the same way before returning.
+        """
         self._check_open()
+        wire.check_code(code, self.caps)
         requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         requests.put(wire.start_request(self.id, code))
 
@@ -180,10 +234,17 @@ class Session:
                     return
                 yield item
 
-        deadline = timeout if timeout is not None else wire.execute_timeout(self.limits)
+        deadline = wire.execute_timeout(self.limits)
+        timer: threading.Timer | None = None
+        if timeout is not None:
+            deadline = timeout + wire.EXECUTE_MARGIN_S
+            timer = threading.Timer(timeout, self._interrupt_quietly)
+            timer.daemon = True
         call = self.client._stub.Execute(
             request_iter(), metadata=self.client._metadata, timeout=deadline
         )
+        if timer is not None:
+            timer.start()
         result: Result | None = None
         finished = False
         try:
@@ -196,7 +257,9 @@ class Session:
                 elif kind == "tool_call":
                     requests.put(
                         executor_pb2.ExecuteRequest(
-                            tool_result=wire.run_tool_call(self.tools, response.tool_call)
+                            tool_result=wire.run_tool_call(
+                                self.tools, response.tool_call, self.caps
+                            )
                         )
                     )
                 elif kind == "result":
@@ -209,25 +272,151 @@ class Session:
             finished = True
             raise from_rpc_error(exc) from exc
         finally:
-            requests.put(None)
+            if timer is not None:
+                timer.cancel()
             if not finished:
-                call.cancel()  # the caller stopped iterating, or a check failed
+                # The caller stopped iterating, Ctrl-C, or a check failed: interrupt the
+                # snippet and wait (bounded) for its result, so the session stays usable.
+                try:
+                    self._drain_interrupted(call)
+                finally:
+                    requests.put(None)
+                    call.cancel()
+            requests.put(None)
         if result is None:
             raise ProtocolError("the daemon closed the Execute stream without a result")
         if result.session_lost:
             self.lost = True
         yield result
 
+    def interrupt(self) -> bool:
+        """Stop the running snippet (its Result says INTERRUPTED; the state stays).
+
+        Safe from another thread while run()/stream() waits. False when no
+        snippet was running.
+        """
+        self._check_open()
+        response = self.client._call("Interrupt", executor_pb2.InterruptRequest(session_id=self.id))
+        return bool(response.interrupted)
+
+    def _interrupt_quietly(self) -> None:
+        try:
+            self.interrupt()
+        except CorralError:
+            pass  # the snippet ended meanwhile, or the daemon is gone: the stream will say
+
+    def _drain_interrupted(self, call: Any) -> None:
+        """Interrupt, then read the stream to its end within INTERRUPT_DRAIN_S."""
+        self._interrupt_quietly()
+        guard = threading.Timer(wire.INTERRUPT_DRAIN_S, call.cancel)
+        guard.daemon = True
+        guard.start()
+        try:
+            for response in call:
+                if response.WhichOneof("kind") == "result" and response.result.session_lost:
+                    self.lost = True
+        except grpc.RpcError:
+            pass  # cancelled by the guard, or the daemon ended the stream
+        finally:
+            guard.cancel()
+
+    # -- checkpoints, fork, recovery, ownership -----------------------------
+
+    def checkpoint(self) -> str:
+        """Save the whole interpreter state; returns an id for rollback()."""
+        self._check_open()
+        response = self.client._call(
+            "Checkpoint", executor_pb2.CheckpointRequest(session_id=self.id)
+        )
+        return str(response.checkpoint_id)
+
+    def rollback(self, checkpoint: str | wire.CheckpointInfo) -> None:
+        """Return the state to a checkpoint of this session (it stays usable)."""
+        self._check_open()
+        self.client._call(
+            "Rollback",
+            executor_pb2.RollbackRequest(
+                session_id=self.id, checkpoint_id=wire.check_checkpoint_id(checkpoint)
+            ),
+        )
+
+    def checkpoints(self) -> list[wire.CheckpointInfo]:
+        self._check_open()
+        response = self.client._call(
+            "ListCheckpoints", executor_pb2.ListCheckpointsRequest(session_id=self.id)
+        )
+        return [wire.CheckpointInfo.from_proto(c) for c in response.checkpoints]
+
+    def drop_checkpoint(self, checkpoint: str | wire.CheckpointInfo) -> None:
+        self._check_open()
+        self.client._call(
+            "DropCheckpoint",
+            executor_pb2.DropCheckpointRequest(
+                session_id=self.id, checkpoint_id=wire.check_checkpoint_id(checkpoint)
+            ),
+        )
+
+    def fork(
+        self,
+        checkpoint: str | wire.CheckpointInfo | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> Session:
+        """A new, independent session (own container) starting from this one's state.
+
+        Built by replaying this session's history with the recorded tool
+        results (no tool runs twice). What replay could not reproduce is in
+        the new session's `warnings`.
+        """
+        self._check_open()
+        response = self.client._call(
+            "ForkSession",
+            executor_pb2.ForkSessionRequest(
+                session_id=self.id,
+                checkpoint_id=wire.check_checkpoint_id(checkpoint) if checkpoint else "",
+                labels=dict(labels or {}),
+            ),
+            timeout=max(self.client.timeout, OPEN_TIMEOUT_S),
+        )
+        child = self.client._adopt(
+            Session(
+                self.client,
+                wire.check_session_id(response.session_id),
+                wire.limits_dict(response.limits),
+                dict(self.tools),
+                wire.Caps.from_proto(response.caps),
+            )
+        )
+        child.warnings = tuple(wire.ReplayWarning.from_proto(w) for w in response.warnings)
+        return child
+
+    def recover(self) -> wire.Recovery:
+        """After SANDBOX_LOST: continue this session in a new container from its last checkpoint."""
+        if self.closed:
+            raise SessionClosed(f"session {self.id} is closed; open a new one")
+        response = self.client._call(
+            "RecoverSession",
+            executor_pb2.RecoverSessionRequest(session_id=self.id),
+            timeout=max(self.client.timeout, OPEN_TIMEOUT_S),
+        )
+        self.lost = False
+        return wire.Recovery.from_proto(response)
+
+    def detach(self) -> str:
+        """Leave the session open when this client closes; returns its id for attach()."""
+        self.detached = True
+        return self.id
+
     # -- variables and files ---------------------------------------------
 
     def set_variables(self, variables: Mapping[str, Any]) -> None:
         """Bind JSON-safe values to names in the session's state."""
         self._check_open()
+        text = wire.variables_json(variables) or "{}"
+        wire.check_variables(text, self.caps)
         self.client._call(
             "SetVariables",
-            executor_pb2.SetVariablesRequest(
-                session_id=self.id, variables_json=wire.variables_json(variables) or "{}"
-            ),
+            executor_pb2.SetVariablesRequest(session_id=self.id, variables_json=text),
         )
 
     def get_variables(self, names: Iterable[str] | None = None) -> dict[str, Variable]:
@@ -245,6 +434,7 @@ class Session:
         """Write a file under /workspace; returns its size in bytes."""
         self._check_open()
         payload = data.encode() if isinstance(data, str) else bytes(data)
+        wire.check_file(payload, self.caps)
         response = self.client._call(
             "UploadFile",
             executor_pb2.UploadFileRequest(session_id=self.id, path=path, data=payload),
@@ -264,6 +454,7 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        self.client._sessions.pop(self.id, None)
         try:
             self.client._call("CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id))
         except CorralError:

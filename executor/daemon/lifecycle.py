@@ -338,10 +338,14 @@ async def wait_until_free(session: Any, timeout: float) -> None:
 
 
 def mib(n: int) -> str:
-    if n >= 1 << 20:
-        return f"{n / (1 << 20):.1f} MiB".replace(".0 MiB", " MiB")
-    if n >= 1 << 10:
-        return f"{n / (1 << 10):.1f} KiB".replace(".0 KiB", " KiB")
+    """8 MiB, 40.0 MiB, 12 KiB, 300 bytes (exact multiples without a decimal)."""
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return (
+                f"{n >> shift} {unit}"
+                if n % (1 << shift) == 0
+                else f"{n / (1 << shift):.1f} {unit}"
+            )
     return f"{n} bytes"
 
 
