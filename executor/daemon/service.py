@@ -37,7 +37,6 @@ from executor.daemon.errors import (
     DaemonError,
     InvalidArgument,
     SandboxCallFailed,
-    SandboxUnavailable,
     SessionBusy,
     SessionLost,
     SessionNeedsRecovery,
@@ -204,7 +203,10 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         remaining = context.time_remaining()
         if context.cancelled() or (remaining is not None and remaining <= 0):
             await self.end_session(session, "open abandoned by its caller")
-            raise SandboxUnavailable("the caller gave up before the session was ready")
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "the deadline passed before the session was ready; it was rolled back",
+            )
 
     # --- sessions ------------------------------------------------------------
 

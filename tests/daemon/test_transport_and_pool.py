@@ -143,6 +143,7 @@ def test_client_cancel_interrupts_and_never_forgets_the_session(stub, daemon, do
         ids = [c["Id"] for c in docker_client.api.containers(all=True)]
     assert container_id not in ids
 
+
 def test_a_container_never_serves_two_sessions(stub, daemon):
     seen = set()
     for _ in range(3):
