@@ -11,6 +11,7 @@ is reopened if its sandbox is lost; a session passed in is never replaced.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,7 +19,7 @@ from typing import Any, TextIO
 
 from agent import prompts, wire
 from agent.client import Client, Session
-from agent.errors import AgentError, ToolError
+from agent.errors import AgentError, CorralError, ToolError
 from agent.memory import ActionStep, AgentMemory, FinalAnswerStep, ToolCallRecord, replay
 from agent.models import Message, Model, ToolCallRequest
 from agent.parsing import FormatError, extract_code, parse_tool_calls, truncate
@@ -96,6 +97,7 @@ class MultiStepAgent:
         limits: Mapping[str, int] | SessionLimits | None = None,
         max_observation_chars: int = 20_000,
         on_step: Callable[[ActionStep], None] | None = None,
+        rollback_on_error: bool = False,
     ) -> None:
         if model is None:
             raise AgentError("an agent needs a model (e.g. OpenAICompatibleModel or ScriptedModel)")
@@ -111,6 +113,9 @@ class MultiStepAgent:
         self.max_steps = max_steps
         self.max_observation_chars = max_observation_chars
         self.on_step = on_step
+        # Checkpoint before each code step and roll a failed step back, so the next
+        # step sees the state before the failure (issue #11).
+        self.rollback_on_error = rollback_on_error
         self.memory = AgentMemory()
         if session is not None:
             missing = sorted(set(self.tools) - set(session.tools))
@@ -137,6 +142,22 @@ class MultiStepAgent:
             labels={"agent": type(self).__name__},
         )
         return self.session
+
+    def fork(self) -> MultiStepAgent:
+        """A branch of this agent: its memory copied, its session forked (for tree search).
+
+        The fork owns its new session (an independent container rebuilt from
+        this one's history; see `Session.fork`) and closes it with close().
+        """
+        clone = copy.copy(self)
+        clone.memory = copy.deepcopy(self.memory)
+        clone.tools = dict(self.tools)
+        usable = self.session is not None and not (self.session.lost or self.session.closed)
+        clone.session = self.session.fork() if usable and self.session is not None else None
+        clone._owns_session = True
+        if clone.session is None and clone.client is None and self.session is not None:
+            clone.client = self.session.client
+        return clone
 
     def close(self) -> None:
         """Close the session if the agent opened it."""
@@ -235,17 +256,43 @@ class CodeAgent(MultiStepAgent):
             return
         step.code = code
         session = self._ensure_session()
+        checkpoint = _checkpoint_or_none(session) if self.rollback_on_error else None
         result = session.run(code)
         step.result = result
         step.observations = format_observation(result, self.max_observation_chars)
+        if checkpoint is not None:
+            step.observations += _undo_if_failed(session, checkpoint, result)
         if result.is_final_answer:
             step.is_final_answer = True
             step.final_answer = result.answer
             return
         if not result.ok:
             step.error = describe_failure(result)
-        if result.session_lost and not self._owns_session:
+        if result.session_lost and session.lost and not self._owns_session:
             raise AgentError(f"the sandbox session was lost: {describe_failure(result)}")
+
+
+def _checkpoint_or_none(session: Session) -> str | None:
+    try:
+        return session.checkpoint()
+    except CorralError:
+        return None  # e.g. max_checkpoints reached: the step runs without a safety net
+
+
+def _undo_if_failed(session: Session, checkpoint: str, result: Result) -> str:
+    """Roll a failed step back (or recover a lost session to the checkpoint); a note for the model."""
+    note = ""
+    try:
+        if result.session_lost:
+            session.recover()
+            note = "\n(The sandbox was lost; the state was restored to before this step.)"
+        elif not result.ok and not result.is_final_answer:
+            session.rollback(checkpoint)
+            note = "\n(This step failed; its changes to the state were rolled back.)"
+        session.drop_checkpoint(checkpoint)
+    except CorralError as exc:
+        note = note or f"\n(Could not roll this step back: {exc})"
+    return note
 
 
 class PythonInterpreterTool(Tool):
