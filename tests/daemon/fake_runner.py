@@ -20,7 +20,8 @@ import asyncio
 import contextlib
 import copy
 import io
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,3 +259,24 @@ async def fake_daemon(**config: Any) -> AsyncIterator[FakeDaemon]:
         yield FakeDaemon(f"127.0.0.1:{port}", service, pool)
     finally:
         await server.stop(0)
+
+
+@contextlib.contextmanager
+def fake_daemon_in_thread(**config: Any) -> Iterator[FakeDaemon]:
+    """`fake_daemon` on its own event loop in a thread, for blocking clients."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def run(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
+
+    cm = fake_daemon(**config)
+    handle = run(cm.__aenter__())
+    try:
+        yield handle
+    finally:
+        run(cm.__aexit__(None, None, None))
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()

@@ -23,35 +23,13 @@ from agent.errors import FailedPrecondition, InvalidArgument, NotFound
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
 from proto.results import Verdict
-from tests.daemon.fake_runner import FakeDaemon, fake_daemon
-
-
-class LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any, timeout: float = 30) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
+from tests.daemon.fake_runner import FakeDaemon, fake_daemon_in_thread
 
 
 @pytest.fixture
 def fake(request) -> Iterator[FakeDaemon]:
-    overrides = getattr(request, "param", {})
-    lt = LoopThread()
-    cm = fake_daemon(**overrides)
-    handle = lt.run(cm.__aenter__())
-    try:
+    with fake_daemon_in_thread(**getattr(request, "param", {})) as handle:
         yield handle
-    finally:
-        lt.run(cm.__aexit__(None, None, None))
-        lt.stop()
 
 
 @pytest.fixture
