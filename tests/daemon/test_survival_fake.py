@@ -9,7 +9,6 @@ are in test_survival_daemon.py (skipped until the runner side lands).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
