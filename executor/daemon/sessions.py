@@ -29,7 +29,7 @@ from executor.daemon.errors import (
     SessionNeedsRecovery,
     SessionNotFound,
 )
-from executor.daemon.lifecycle import Checkpoint, History, RunControl
+from executor.daemon.lifecycle import MAX_LOST_SESSIONS, Checkpoint, History, RunControl
 from proto.limits import LIMIT_FIELDS, SessionLimits
 
 # Limits the container is created with: a session asking for other values
@@ -129,6 +129,8 @@ class SessionRegistry:
         session.run = None
         session.touch()  # its idle timeout counts from the loss
         self._lost[session.id] = session
+        while len(self._lost) > MAX_LOST_SESSIONS:  # bounded memory, whatever callers do
+            self._lost.pop(next(iter(self._lost)))
 
     def get_lost(self, session_id: str, caller: str) -> Session:
         session = self._lost.get(session_id)
