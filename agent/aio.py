@@ -123,7 +123,7 @@ class AsyncClient:
         response = await self._call(
             "AttachSession", executor_pb2.AttachSessionRequest(session_id=session_id)
         )
-        return self._adopt(
+        session = self._adopt(
             AsyncSession(
                 self,
                 wire.check_session_id(session_id),
@@ -132,6 +132,8 @@ class AsyncClient:
                 wire.Caps.from_proto(response.caps),
             )
         )
+        session.lost = bool(response.lost)  # then recover() continues it
+        return session
 
     def _adopt(self, session: AsyncSession) -> AsyncSession:
         self._sessions[session.id] = session

@@ -139,12 +139,14 @@ class Client:
         """Continue a session opened elsewhere (another process, same token).
 
         Give the same tools it was opened with (they run here). Another
-        caller's session id is NOT_FOUND, exactly like an unknown one.
+        caller's session id is NOT_FOUND, exactly like an unknown one. A lost
+        session comes back with `lost` set: `recover()` continues it. This
+        client's close() closes it, unless detach() is called.
         """
         response = self._call(
             "AttachSession", executor_pb2.AttachSessionRequest(session_id=session_id)
         )
-        return self._adopt(
+        session = self._adopt(
             Session(
                 self,
                 wire.check_session_id(session_id),
@@ -153,6 +155,8 @@ class Client:
                 wire.Caps.from_proto(response.caps),
             )
         )
+        session.lost = bool(response.lost)  # then recover() continues it
+        return session
 
     def _adopt(self, session: Session) -> Session:
         self._sessions[session.id] = session

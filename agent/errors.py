@@ -63,6 +63,13 @@ class FailedPrecondition(CorralError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Aborted(CorralError):
+    """The session lost its container (it is kept for `recover()`), or a call was aborted."""
+
+    code = grpc.StatusCode.ABORTED
+    hint = "call recover() to continue the session from its last checkpoint, or close() it"
+
+
 class DeadlineExceeded(CorralError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     hint = "the call took longer than its timeout; raise timeout= or the session's limits"
@@ -106,6 +113,7 @@ _BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {
         ResourceExhausted,
         InvalidArgument,
         FailedPrecondition,
+        Aborted,
         DeadlineExceeded,
         Cancelled,
         Internal,

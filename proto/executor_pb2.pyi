@@ -483,7 +483,7 @@ class AttachSessionRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class AttachSessionResponse(_message.Message):
-    __slots__ = ("limits", "caps", "tools", "labels", "running", "checkpoints")
+    __slots__ = ("limits", "caps", "tools", "labels", "running", "checkpoints", "lost")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -497,10 +497,12 @@ class AttachSessionResponse(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
     limits: Limits
     caps: Caps
     tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
     labels: _containers.ScalarMap[str, str]
     running: bool
     checkpoints: int
-    def __init__(self, limits: _Optional[_Union[Limits, _Mapping]] = ..., caps: _Optional[_Union[Caps, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., running: _Optional[bool] = ..., checkpoints: _Optional[int] = ...) -> None: ...
+    lost: bool
+    def __init__(self, limits: _Optional[_Union[Limits, _Mapping]] = ..., caps: _Optional[_Union[Caps, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., running: _Optional[bool] = ..., checkpoints: _Optional[int] = ..., lost: _Optional[bool] = ...) -> None: ...

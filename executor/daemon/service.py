@@ -571,7 +571,11 @@ class ExecutorService(pb_grpc.ExecutorServicer):
     async def AttachSession(
         self, request: pb.AttachSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.AttachSessionResponse:
-        session = self._session(request.session_id, context)
+        caller = self._caller(context)
+        try:
+            session = self.sessions.get(request.session_id, caller)
+        except SessionNeedsRecovery:
+            session = self.sessions.get_lost(request.session_id, caller)  # to call recover()
         session.touch()
         tools = [
             pb.ToolSpec(
@@ -589,6 +593,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             labels=session.labels,
             running=session.lock.locked(),
             checkpoints=len(session.checkpoints),
+            lost=session.lost,
         )
 
     async def _replayed_sandbox(
@@ -614,6 +619,11 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 await self.pool.destroy(sandbox)
                 if _is_refusal(exc):
                     raise SandboxCallFailed(f"the sandbox refused the replay: {exc}") from exc
+                if _is_timeout(exc):  # the history's fault, not the container's: no retry
+                    raise CannotReplay(
+                        "a replayed snippet did not finish within wall_time_ms + grace "
+                        "(non-deterministic code?); fork from an earlier checkpoint"
+                    ) from exc
                 self.metrics.containers_failed.inc()
                 log.warning(
                     "container failed during replay; retrying",
@@ -902,6 +912,12 @@ def _inspect_exit(sandbox: Any) -> dict[str, Any]:
         return info if isinstance(info, dict) else {}
     except Exception:  # the container may already be removed
         return {}
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    from executor.sandbox import driver
+
+    return isinstance(exc, driver.SandboxTimeout)
 
 
 def _is_refusal(exc: BaseException) -> bool:
