@@ -21,7 +21,7 @@ import grpc
 import grpc.aio
 
 from agent import wire
-from agent.client import DEFAULT_TIMEOUT_S, OPEN_TIMEOUT_S
+from agent.client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, OPEN_TIMEOUT_S
 from agent.errors import CorralError, ProtocolError, SessionClosed, from_rpc_error
 from agent.results import Result, Variable, variable_from_proto
 from agent.tools import FunctionTool, Tool
@@ -58,7 +58,7 @@ class AsyncClient:
         for session in list(self._sessions.values()):
             if not session.detached and not session.closed:
                 try:
-                    await session.close()
+                    await session.close(timeout=CLOSE_TIMEOUT_S)
                 except CorralError:
                     pass  # already gone on the daemon
         self._sessions.clear()
@@ -432,14 +432,14 @@ class AsyncSession:
         )
         return bytes(response.data)
 
-    async def close(self) -> None:
+    async def close(self, *, timeout: float | None = None) -> None:
         if self.closed:
             return
         self.closed = True
         self.client._sessions.pop(self.id, None)
         try:
             await self.client._call(
-                "CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id)
+                "CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id), timeout
             )
         except CorralError:
             if not self.lost:

@@ -35,6 +35,8 @@ from proto.limits import SessionLimits
 
 # Deadline of the small unary calls (variables, files, close, stats), seconds.
 DEFAULT_TIMEOUT_S = 30.0
+# Client.close() closing its sessions: short, so a dead daemon cannot stall an exit.
+CLOSE_TIMEOUT_S = 5.0
 # OpenSession may wait for the pool to refill.
 OPEN_TIMEOUT_S = 120.0
 
@@ -74,7 +76,7 @@ class Client:
         for session in list(self._sessions.values()):
             if not session.detached and not session.closed:
                 try:
-                    session.close()
+                    session.close(timeout=CLOSE_TIMEOUT_S)
                 except CorralError:
                     pass  # already gone on the daemon: nothing left to free
         self._sessions.clear()
@@ -453,14 +455,16 @@ class Session:
         )
         return bytes(response.data)
 
-    def close(self) -> None:
+    def close(self, *, timeout: float | None = None) -> None:
         """Destroy the session's container. Safe to call twice."""
         if self.closed:
             return
         self.closed = True
         self.client._sessions.pop(self.id, None)
         try:
-            self.client._call("CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id))
+            self.client._call(
+                "CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id), timeout
+            )
         except CorralError:
             if not self.lost:
                 raise

@@ -52,7 +52,7 @@ class NotFound(CorralError):
 
 class ResourceExhausted(CorralError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    hint = "the daemon is at capacity or a size cap was hit; retry later or send less"
+    hint = "the daemon is at capacity; retry later or use another daemon"
 
 
 class InvalidArgument(CorralError):

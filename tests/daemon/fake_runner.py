@@ -214,8 +214,13 @@ class FakePool:
     released: list[FakeSandbox] = field(default_factory=list)
     acquire_delay_s: float = 0.0
     init_delay_s: float = 0.0
+    max_containers: int = 1000
 
     async def acquire(self, limits: Any, timeout: float) -> FakeSandbox:
+        from executor.daemon.errors import PoolExhausted
+
+        if len(self.made) - len(self.released) >= self.max_containers:
+            raise PoolExhausted("all containers are in use (pool_max); retry later")
         if self.acquire_delay_s:
             await asyncio.sleep(self.acquire_delay_s)
         sb = FakeSandbox(f"fake-{len(self.made)}")

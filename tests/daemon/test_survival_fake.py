@@ -400,3 +400,22 @@ def test_sizes_are_checked_before_sending_with_the_cap_and_key(fake, client):
         )
     assert "max_file_bytes" in str(err.value)
     assert s.run("1 + 1").python_value == 2
+
+
+def test_fork_bomb_hits_capacity_typed_and_leaks_nothing(fake, client):
+    from agent.errors import ResourceExhausted
+
+    fake.pool.max_containers = 4
+    parent, other = client.session(), client.session()
+    parent.run("x = 1")
+    forks = []
+    with pytest.raises(ResourceExhausted) as err:
+        for _ in range(10):
+            forks.append(parent.fork())
+    assert len(forks) == 2 and "retry later" in str(err.value)
+    assert other.run("1 + 1").python_value == 2  # costs no other session anything
+    for f in forks:
+        f.close()
+    assert parent.fork().run("x").python_value == 1  # capacity came back
+    in_use = len(fake.pool.made) - len(fake.pool.released)
+    assert in_use == 3
