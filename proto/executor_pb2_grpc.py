@@ -131,7 +131,8 @@ class ExecutorServicer:
         """Run one snippet. The first request carries ExecuteStart; later requests
         answer the ToolCalls the daemon streams. The daemon streams OutputChunks
         and ToolCalls, then exactly one ExecuteResult, then closes the stream.
-        FAILED_PRECONDITION when the session already runs a snippet.
+        FAILED_PRECONDITION when the session already runs a snippet. A cancelled
+        Execute (client gone, deadline) interrupts the snippet: the session stays.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

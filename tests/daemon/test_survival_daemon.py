@@ -17,7 +17,11 @@ from agent.errors import InvalidArgument, NotFound
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
 from proto.results import Verdict
-from tests.daemon.survival import needs_runner_checkpoints, needs_runner_interrupt
+from tests.daemon.survival import (
+    RUNNER_INTERRUPTS,
+    needs_runner_checkpoints,
+    needs_runner_interrupt,
+)
 
 
 @pytest.fixture
@@ -220,3 +224,59 @@ def test_recover_comes_back_to_the_last_checkpoint(client, daemon, docker_client
     rec = s.recover()
     assert rec.checkpoint_id == cp and rec.dropped == 1
     assert s.run("x").python_value == 1 and "y" not in s.get_variables()
+
+
+def test_interrupt_with_this_trees_runner_keeps_or_recovers_the_session(client):
+    """A runner that honours `interrupt` keeps the state; one that does not is killed
+    after hard_timeout_grace_ms and the session waits for recover(). Never NOT_FOUND."""
+    s = client.session(limits={"wall_time_ms": 20_000})
+    s.run("kept = 7")
+    r = s.run("while True:\n    pass", timeout=0.3)
+    if RUNNER_INTERRUPTS:
+        assert r.verdict is Verdict.INTERRUPTED and not r.session_lost
+    else:
+        assert r.verdict is Verdict.SANDBOX_LOST and r.session_lost
+        assert "did not stop within 1.5 s of the interrupt" in r.error.message
+        s.recover()
+        s.run("kept = 7")  # no checkpoint: the state at open came back
+    assert s.run("kept").python_value == 7
+
+
+def test_a_client_killed_mid_snippet_leaves_a_session_to_attach(daemon):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from agent import Client\n"
+        f"c = Client({daemon.target!r})\n"
+        "s = c.session(limits={'wall_time_ms': 20000})\n"
+        "s.run('kept = 5')\n"
+        "print(s.id, flush=True)\n"
+        "s.run('while True:\\n    pass')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        sid = proc.stdout.readline().strip()
+        time.sleep(1.0)  # the snippet is running
+        proc.kill()  # no goodbye, no close()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with Client(daemon.target) as other:
+        deadline = time.monotonic() + 20
+        while True:
+            s = other.attach(sid)
+            if s.lost or not daemon.daemon.sessions.get(sid, "anonymous").lock.locked():
+                break
+            assert time.monotonic() < deadline, "the session stayed busy"
+            time.sleep(0.1)
+        if RUNNER_INTERRUPTS:
+            assert not s.lost and s.run("kept").python_value == 5
+        else:  # this tree's runner cannot be interrupted: killed after the grace
+            assert s.lost
+            s.recover()
+            assert s.run("1 + 1").python_value == 2
+        s.close()
