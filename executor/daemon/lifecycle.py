@@ -62,7 +62,9 @@ log = logging.getLogger("corral.daemon.lifecycle")
 
 HISTORY_MAX_BYTES = 16 << 20  # per session: recorded code, tool results, variables, uploads
 HISTORY_MAX_ENTRIES = 10_000
-MAX_LOST_SESSIONS = 256  # lost sessions kept for recover(); the oldest are forgotten first
+MAX_LOST_SESSIONS = (
+    64  # lost sessions kept for recover() (x 16 MiB history at most); oldest forgotten first
+)
 MAX_WARNINGS = 100  # replay warnings returned per fork/recover
 MAX_CHECKPOINT_ID = 64  # characters of a checkpoint id accepted from a client
 MAX_RUNNER_ID = 128  # characters of a checkpoint id accepted from the runner
