@@ -11,6 +11,7 @@ is reopened if its sandbox is lost; a session passed in is never replaced.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,7 +19,7 @@ from typing import Any, TextIO
 
 from agent import prompts, wire
 from agent.client import Client, Session
-from agent.errors import AgentError, ToolError
+from agent.errors import AgentError, CorralError, ToolError
 from agent.executors import AgentSession, DaemonExecutor, Executor, resolve_executor
 from agent.managed import (
     DEFAULT_MAX_DEPTH,
@@ -133,6 +134,7 @@ class MultiStepAgent:
         max_depth: int = DEFAULT_MAX_DEPTH,
         max_total_steps: int = DEFAULT_MAX_TOTAL_STEPS,
         add_base_tools: bool = False,
+        rollback_on_error: bool = False,
     ) -> None:
         if model is None:
             raise AgentError("an agent needs a model (e.g. OpenAICompatibleModel or ScriptedModel)")
@@ -164,6 +166,9 @@ class MultiStepAgent:
         self.max_steps = max_steps
         self.max_observation_chars = max_observation_chars
         self.on_step = on_step
+        # Checkpoint before each code step and roll a failed step back, so the next
+        # step sees the state before the failure (issue #11).
+        self.rollback_on_error = rollback_on_error
         self.memory = AgentMemory()
         if session is not None:
             missing = sorted(set(self.tools) - set(session.tools))
@@ -214,6 +219,30 @@ class MultiStepAgent:
             labels={"agent": type(self).__name__},
         )
         return self.session
+
+    def fork(self) -> MultiStepAgent:
+        """A branch of this agent: its memory copied, its session forked (for tree search).
+
+        The fork owns its new session (an independent container rebuilt from
+        this one's history; see `Session.fork`) and closes it with close().
+        """
+        clone = copy.copy(self)
+        clone.memory = copy.deepcopy(self.memory)
+        clone.tools = dict(self.tools)
+        usable = self.session is not None and not (self.session.lost or self.session.closed)
+        clone.session = None
+        if usable and self.session is not None:
+            fork = getattr(self.session, "fork", None)
+            if fork is None:
+                raise AgentError(
+                    "fork() needs a daemon session: this agent's executor cannot copy a "
+                    "session (use executor=Client(...))"
+                )
+            clone.session = fork()
+        clone._owns_session = True
+        if clone.session is None and clone.client is None and self.session is not None:
+            clone.client = getattr(self.session, "client", None)
+        return clone
 
     def close(self) -> None:
         """Close the session if the agent opened it (and those of its managed agents)."""
@@ -342,17 +371,46 @@ class CodeAgent(MultiStepAgent):
             return
         step.code = code
         session = self._ensure_session()
+        checkpoint = _checkpoint_or_none(session) if self.rollback_on_error else None
         result = session.run(code)
         step.result = result
         step.observations = format_observation(result, self.max_observation_chars)
+        if checkpoint is not None:
+            step.observations += _undo_if_failed(session, checkpoint, result)
         if result.is_final_answer:
             step.is_final_answer = True
             step.final_answer = result.answer
             return
         if not result.ok:
             step.error = describe_failure(result)
-        if result.session_lost and not self._owns_session:
+        if result.session_lost and session.lost and not self._owns_session:
             raise AgentError(f"the sandbox session was lost: {describe_failure(result)}")
+
+
+def _checkpoint_or_none(session: AgentSession) -> str | None:
+    checkpoint = getattr(session, "checkpoint", None)
+    if checkpoint is None:
+        return None  # this executor keeps no checkpoints (local, process)
+    try:
+        return str(checkpoint())
+    except CorralError:
+        return None  # e.g. max_checkpoints reached: the step runs without a safety net
+
+
+def _undo_if_failed(session: Any, checkpoint: str, result: Result) -> str:
+    """Roll a failed step back (or recover a lost session to the checkpoint); a note for the model."""
+    note = ""
+    try:
+        if result.session_lost:
+            session.recover()
+            note = "\n(The sandbox was lost; the state was restored to before this step.)"
+        elif not result.ok and not result.is_final_answer:
+            session.rollback(checkpoint)
+            note = "\n(This step failed; its changes to the state were rolled back.)"
+        session.drop_checkpoint(checkpoint)
+    except CorralError as exc:
+        note = note or f"\n(Could not roll this step back: {exc})"
+    return note
 
 
 class PythonInterpreterTool(Tool):

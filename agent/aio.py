@@ -23,7 +23,7 @@ import grpc
 import grpc.aio
 
 from agent import wire
-from agent.client import DEFAULT_TIMEOUT_S, OPEN_TIMEOUT_S
+from agent.client import CLOSE_TIMEOUT_S, DEFAULT_TIMEOUT_S, OPEN_TIMEOUT_S
 from agent.errors import (
     ClientClosed,
     CorralError,
@@ -61,9 +61,20 @@ class AsyncClient:
                 self.target, creds, options=wire.CHANNEL_OPTIONS
             )
         self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
+        self._sessions: dict[str, AsyncSession] = {}  # opened or attached here
 
     async def close(self) -> None:
-        """Close the connection (safe to call twice); later calls raise ClientClosed."""
+        """Close the sessions this client opened (unless detached), then the channel.
+
+        Safe to call twice; later calls raise ClientClosed.
+        """
+        for session in list(self._sessions.values()):
+            if not session.detached and not session.closed:
+                try:
+                    await session.close(timeout=CLOSE_TIMEOUT_S)
+                except CorralError:
+                    pass  # already gone on the daemon
+        self._sessions.clear()
         self.closed = True
         await self._channel.close()
 
@@ -119,15 +130,39 @@ class AsyncClient:
         response = await self._call(
             "OpenSession", request, timeout=max(self.timeout, OPEN_TIMEOUT_S)
         )
-        session = AsyncSession(
-            self,
-            wire.check_session_id(response.session_id),
-            wire.limits_dict(response.limits),
-            table,
+        session = self._adopt(
+            AsyncSession(
+                self,
+                wire.check_session_id(response.session_id),
+                wire.limits_dict(response.limits),
+                table,
+                wire.Caps.from_proto(response.caps),
+            )
         )
         session.warnings = [str(w) for w in response.warnings]
         for text in session.warnings:
             warnings.warn(text, CorralWarning, stacklevel=2)
+        return session
+
+    async def attach(self, session_id: str, tools: Iterable[Any] | None = None) -> AsyncSession:
+        """Continue a session opened elsewhere with the same token (see `Client.attach`)."""
+        response = await self._call(
+            "AttachSession", executor_pb2.AttachSessionRequest(session_id=session_id)
+        )
+        session = self._adopt(
+            AsyncSession(
+                self,
+                wire.check_session_id(session_id),
+                wire.limits_dict(response.limits),
+                wire.attached_tools(response.tools, tools),
+                wire.Caps.from_proto(response.caps),
+            )
+        )
+        session.lost = bool(response.lost)  # then recover() continues it
+        return session
+
+    def _adopt(self, session: AsyncSession) -> AsyncSession:
+        self._sessions[session.id] = session
         return session
 
     async def stats(self) -> wire.Stats:
@@ -149,11 +184,13 @@ class _Opening:
         return self._session
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
+        if self._session is not None and not self._session.detached:
             await self._session.close()
 
 
-async def _run_tool_call(tools: Mapping[str, Tool], call: Any) -> Any:
+async def _run_tool_call(
+    tools: Mapping[str, Tool], call: Any, caps: wire.Caps | None = None
+) -> Any:
     prepared = wire.prepare_tool_call(tools, call)
     if prepared.error is not None or prepared.tool is None:
         return prepared.error
@@ -168,35 +205,49 @@ async def _run_tool_call(tools: Mapping[str, Tool], call: Any) -> Any:
                 value = await value
     except Exception as exc:  # raised inside the snippet
         return wire.tool_failure(prepared.call_id, exc)
-    return wire.tool_success(prepared.call_id, tool.name, value)
+    return wire.checked_tool_result(
+        wire.tool_success(prepared.call_id, tool.name, value), caps, tool.name
+    )
 
 
 class AsyncSession:
     """One sandbox session, asyncio flavour (see `agent.client.Session`)."""
 
     def __init__(
-        self, client: AsyncClient, session_id: str, limits: dict[str, int], tools: dict[str, Tool]
+        self,
+        client: AsyncClient,
+        session_id: str,
+        limits: dict[str, int],
+        tools: dict[str, Tool],
+        caps: wire.Caps | None = None,
     ) -> None:
         self.client = client
         self.id = session_id
         self.limits = limits
         self.tools = tools
+        self.caps = caps or wire.Caps()
         self.closed = False
         self.lost = False
+        self.detached = False
         self.warnings: list[str] = []
+        self.replay_warnings: tuple[wire.ReplayWarning, ...] = ()
 
     async def __aenter__(self) -> AsyncSession:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        if not self.detached:
+            await self.close()
 
     def _check_open(self) -> None:
         self.client.check_open()
         if self.closed:
             raise SessionClosed(f"session {self.id} is closed; open a new one")
         if self.lost:
-            raise SessionClosed(f"session {self.id} lost its sandbox; open a new one")
+            raise SessionClosed(
+                f"session {self.id} lost its sandbox; recover() continues it from its last "
+                "checkpoint, or open a new one"
+            )
 
     async def run(self, code: str, *, timeout: float | None = None) -> Result:
         result: Result | None = None
@@ -210,15 +261,23 @@ class AsyncSession:
     async def stream(
         self, code: str, *, timeout: float | None = None
     ) -> AsyncIterator[str | Result]:
-        """Yield printed output (str) as it arrives, then the Result (last item)."""
+        """Yield printed output (str) as it arrives, then the Result (last item).
+
+        timeout: seconds; then the snippet is interrupted (Result INTERRUPTED,
+        the state stays). Leaving early or cancelling the task interrupts too.
+        """
         self._check_open()
+        wire.check_code(code, self.caps)
         start = wire.start_request(self.id, code)
-        deadline = (
-            wire.check_timeout(timeout)
-            if timeout is not None
-            else wire.execute_timeout(self.limits)
-        )
+        deadline = wire.execute_timeout(self.limits)
+        timer: asyncio.TimerHandle | None = None
+        if timeout is not None:
+            deadline = wire.check_timeout(timeout) + wire.EXECUTE_MARGIN_S
         call = self.client._stub.Execute(metadata=self.client._metadata, timeout=deadline)
+        if timeout is not None:
+            timer = asyncio.get_running_loop().call_later(
+                timeout, lambda: asyncio.ensure_future(self._interrupt_quietly())
+            )
         result: Result | None = None
         finished = False
         try:
@@ -233,7 +292,7 @@ class AsyncSession:
                 if kind == "output":
                     yield response.output.text
                 elif kind == "tool_call":
-                    answer = await _run_tool_call(self.tools, response.tool_call)
+                    answer = await _run_tool_call(self.tools, response.tool_call, self.caps)
                     await call.write(executor_pb2.ExecuteRequest(tool_result=answer))
                 elif kind == "result":
                     result = Result.from_proto(response.result)
@@ -245,21 +304,133 @@ class AsyncSession:
             finished = True
             raise from_rpc_error(exc) from exc
         finally:
+            if timer is not None:
+                timer.cancel()
             if not finished:
-                call.cancel()
+                # Left early, cancelled, or a check failed: interrupt and wait (bounded,
+                # shielded from a second cancel) so the session stays usable.
+                try:
+                    await asyncio.shield(self._drain_interrupted(call))
+                finally:
+                    call.cancel()
         if result is None:
             raise ProtocolError("the daemon closed the Execute stream without a result")
         if result.session_lost:
             self.lost = True
         yield result
 
-    async def set_variables(self, variables: Mapping[str, Any]) -> None:
+    async def interrupt(self) -> bool:
+        """Stop the running snippet (Result INTERRUPTED, state kept); False if none ran."""
+        self._check_open()
+        response = await self.client._call(
+            "Interrupt", executor_pb2.InterruptRequest(session_id=self.id)
+        )
+        return bool(response.interrupted)
+
+    async def _interrupt_quietly(self) -> None:
+        try:
+            await self.interrupt()
+        except CorralError:
+            pass  # ended meanwhile, or the daemon is gone: the stream will say
+
+    async def _drain_interrupted(self, call: Any) -> None:
+        await self._interrupt_quietly()
+        try:
+            async with asyncio.timeout(wire.INTERRUPT_DRAIN_S):
+                while True:
+                    response = await call.read()
+                    if response is grpc.aio.EOF:
+                        return
+                    if response.WhichOneof("kind") == "result" and response.result.session_lost:
+                        self.lost = True
+        except (TimeoutError, grpc.RpcError, asyncio.CancelledError):
+            pass
+
+    async def checkpoint(self) -> str:
+        self._check_open()
+        response = await self.client._call(
+            "Checkpoint", executor_pb2.CheckpointRequest(session_id=self.id)
+        )
+        return str(response.checkpoint_id)
+
+    async def rollback(self, checkpoint: str | wire.CheckpointInfo) -> None:
         self._check_open()
         await self.client._call(
-            "SetVariables",
-            executor_pb2.SetVariablesRequest(
-                session_id=self.id, variables_json=wire.variables_json(variables) or "{}"
+            "Rollback",
+            executor_pb2.RollbackRequest(
+                session_id=self.id, checkpoint_id=wire.check_checkpoint_id(checkpoint)
             ),
+        )
+
+    async def checkpoints(self) -> list[wire.CheckpointInfo]:
+        self._check_open()
+        response = await self.client._call(
+            "ListCheckpoints", executor_pb2.ListCheckpointsRequest(session_id=self.id)
+        )
+        return [wire.CheckpointInfo.from_proto(c) for c in response.checkpoints]
+
+    async def drop_checkpoint(self, checkpoint: str | wire.CheckpointInfo) -> None:
+        self._check_open()
+        await self.client._call(
+            "DropCheckpoint",
+            executor_pb2.DropCheckpointRequest(
+                session_id=self.id, checkpoint_id=wire.check_checkpoint_id(checkpoint)
+            ),
+        )
+
+    async def fork(
+        self,
+        checkpoint: str | wire.CheckpointInfo | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> AsyncSession:
+        """A new independent session from this one's state (see `Session.fork`)."""
+        self._check_open()
+        response = await self.client._call(
+            "ForkSession",
+            executor_pb2.ForkSessionRequest(
+                session_id=self.id,
+                checkpoint_id=wire.check_checkpoint_id(checkpoint) if checkpoint else "",
+                labels=dict(labels or {}),
+            ),
+            timeout=max(self.client.timeout, OPEN_TIMEOUT_S),
+        )
+        child = self.client._adopt(
+            AsyncSession(
+                self.client,
+                wire.check_session_id(response.session_id),
+                wire.limits_dict(response.limits),
+                dict(self.tools),
+                wire.Caps.from_proto(response.caps),
+            )
+        )
+        child.replay_warnings = tuple(wire.ReplayWarning.from_proto(w) for w in response.warnings)
+        return child
+
+    async def recover(self) -> wire.Recovery:
+        """After SANDBOX_LOST: continue in a new container from the last checkpoint."""
+        if self.closed:
+            raise SessionClosed(f"session {self.id} is closed; open a new one")
+        response = await self.client._call(
+            "RecoverSession",
+            executor_pb2.RecoverSessionRequest(session_id=self.id),
+            timeout=max(self.client.timeout, OPEN_TIMEOUT_S),
+        )
+        self.lost = False
+        return wire.Recovery.from_proto(response)
+
+    def detach(self) -> str:
+        """Leave the session open when this client closes; returns its id for attach()."""
+        self.detached = True
+        return self.id
+
+    async def set_variables(self, variables: Mapping[str, Any]) -> None:
+        self._check_open()
+        text = wire.variables_json(variables) or "{}"
+        wire.check_variables(text, self.caps)
+        await self.client._call(
+            "SetVariables",
+            executor_pb2.SetVariablesRequest(session_id=self.id, variables_json=text),
         )
 
     async def get_variables(self, names: Iterable[str] | None = None) -> dict[str, Variable]:
@@ -276,6 +447,7 @@ class AsyncSession:
     async def upload(self, path: str | os.PathLike[str], data: bytes | str) -> int:
         self._check_open()
         payload = wire.file_data(data)
+        wire.check_file(payload, self.caps)
         response = await self.client._call(
             "UploadFile",
             executor_pb2.UploadFileRequest(
@@ -314,15 +486,16 @@ class AsyncSession:
             executor_pb2.MakeDirectoryRequest(session_id=self.id, path=wire.file_path(path)),
         )
 
-    async def close(self) -> None:
+    async def close(self, *, timeout: float | None = None) -> None:
         if self.closed:
             return
         self.closed = True
+        self.client._sessions.pop(self.id, None)
         if self.client.closed:
             return  # nothing can be sent; the daemon ends it at its idle timeout
         try:
             await self.client._call(
-                "CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id)
+                "CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id), timeout
             )
         except CorralError:
             if not self.lost:

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import codeop
+import contextlib
 import json
+import os
 import re
 import sys
 import warnings
@@ -67,6 +69,7 @@ EXIT_BY_VERDICT: dict[Verdict, int] = {
     Verdict.MEMORY_LIMIT: 7,
     Verdict.SANDBOX_LOST: 8,
     Verdict.INTERNAL: 9,
+    Verdict.INTERRUPTED: 130,  # as a shell reports Ctrl-C (128 + SIGINT)
 }
 EXIT_USAGE = 2
 EXIT_DAEMON = 10
@@ -461,16 +464,83 @@ def read_blocks(
         yield "\n".join(buffer)
 
 
+REPL_HELP = """\
+:checkpoint        save the session's state; prints its id
+:rollback ID       return the state to a checkpoint
+:checkpoints       list the checkpoints
+:drop ID           drop a checkpoint
+:interrupt         stop a snippet left running (Ctrl-C does this for the one you run)
+:recover           continue a lost session from its last checkpoint
+:help              this text"""
+HISTORY_FILE = "~/.corral_history"
+
+
+def _line_editing() -> Any:
+    """readline with a persistent history, or None where it is unavailable."""
+    try:
+        import readline
+    except ImportError:
+        return None
+    path = os.path.expanduser(HISTORY_FILE)
+    with contextlib.suppress(OSError):
+        readline.read_history_file(path)
+    readline.set_history_length(2000)
+    return readline
+
+
+def _save_history(readline: Any) -> None:
+    if readline is not None:
+        with contextlib.suppress(OSError):
+            readline.write_history_file(os.path.expanduser(HISTORY_FILE))
+
+
+def repl_command(session: Session, line: str, out: TextIO) -> Session | None:
+    """Run one `:command`; None when the line is not one."""
+    word, _, arg = line.strip().partition(" ")
+    arg = arg.strip()
+    if word == ":checkpoint":
+        print(session.checkpoint(), file=out)
+    elif word == ":rollback" and arg:
+        session.rollback(arg)
+        print(f"rolled back to {arg}", file=out)
+    elif word == ":checkpoints":
+        for cp in session.checkpoints():
+            print(f"{cp.checkpoint_id}  {cp.history} history entries", file=out)
+    elif word == ":drop" and arg:
+        session.drop_checkpoint(arg)
+    elif word == ":interrupt":
+        print("interrupted" if session.interrupt() else "nothing was running", file=out)
+    elif word == ":recover":
+        rec = session.recover()
+        print(f"recovered from {rec.checkpoint_id or 'the state at open'}", file=out)
+    elif word in (":help", ":?"):
+        print(REPL_HELP, file=out)
+    else:
+        print(f"unknown command {line.strip()[:40]!r}; :help lists them", file=out)
+    return session
+
+
 def cmd_repl(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
     interactive = sys.stdin.isatty()
+    readline = _line_editing() if interactive else None
+    current = [">>> "]
 
     def prompt(text: str) -> None:
-        if interactive:
+        current[0] = text
+        if interactive and readline is None:
             err.write(text)
             err.flush()
 
     limits = _limits(args)
+
+    def typed_lines() -> Iterator[str]:
+        while True:
+            try:
+                yield input(current[0] if readline is not None else "")
+            except EOFError:
+                return
+
     try:
         with _client(args) as client:
             session = client.session(
@@ -480,20 +550,38 @@ def cmd_repl(args: argparse.Namespace) -> int:
             try:
                 if interactive:
                     print(
-                        f"Corral session {session.id[:8]} on {client.target}; Ctrl-D exits.",
+                        f"Corral session {session.id[:8]} on {client.target}; Ctrl-C stops a "
+                        "snippet (the session stays), Ctrl-D exits, :help for commands.",
                         file=err,
                     )
-                lines = iter(sys.stdin.readline, "")
-                for source in read_blocks(lines, prompt, lookahead=not interactive):
-                    if source.strip() in ("exit", "quit", "exit()", "quit()"):
-                        break
-                    result = _stream_result(session, source, out, echo=True)
-                    print_result_tail(result, out, err)
-                    out.flush()
-                    if session.lost:
-                        print("starting a new session (variables are gone)", file=err)
-                        session = client.session(imports=args.imports, limits=limits)
+                finished = False
+                while not finished:
+                    lines = typed_lines() if interactive else iter(sys.stdin.readline, "")
+                    try:
+                        finished = True
+                        for source in read_blocks(lines, prompt, lookahead=not interactive):
+                            if source.strip() in ("exit", "quit", "exit()", "quit()"):
+                                break
+                            if source.lstrip().startswith(":"):
+                                try:
+                                    repl_command(session, source, err)
+                                except CorralError as exc:
+                                    print(f"error: {exc}", file=err)
+                                continue
+                            result = _stream_result(session, source, out, echo=True)
+                            print_result_tail(result, out, err)
+                            out.flush()
+                            if session.lost:
+                                session = _recover_or_reopen(client, session, args, err)
+                    except KeyboardInterrupt:
+                        # At the prompt: drop the typed block. During a snippet: stream()
+                        # already interrupted it; the session and its variables stay.
+                        print(
+                            "\nKeyboardInterrupt (the session and its variables are kept)", file=err
+                        )
+                        finished = not interactive
             finally:
+                _save_history(readline)
                 session.close()
     except CorralError as exc:
         return _failure_exit(exc, err)
@@ -505,6 +593,19 @@ def cmd_repl(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     return 0
+
+
+def _recover_or_reopen(
+    client: Client, session: Session, args: argparse.Namespace, err: TextIO
+) -> Session:
+    try:
+        rec = session.recover()
+        where = f"checkpoint {rec.checkpoint_id}" if rec.checkpoint_id else "the state at open"
+        print(f"the sandbox was lost; recovered from {where}", file=err)
+        return session
+    except CorralError as exc:
+        print(f"starting a new session (variables are gone): {exc}", file=err)
+        return client.session(imports=args.imports, limits=_limits(args))
 
 
 def _print_step(step: ActionStep) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -38,6 +39,8 @@ from proto.limits import SessionLimits
 
 # Deadline of the small unary calls (variables, files, close, stats), seconds.
 DEFAULT_TIMEOUT_S = 30.0
+# Client.close() closing its sessions: short, so a dead daemon cannot stall an exit.
+CLOSE_TIMEOUT_S = 5.0
 # OpenSession may wait for the pool to refill.
 OPEN_TIMEOUT_S = 120.0
 
@@ -72,11 +75,22 @@ class Client:
         else:
             self._channel = grpc.secure_channel(self.target, creds, options=wire.CHANNEL_OPTIONS)
         self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
+        self._sessions: dict[str, Session] = {}  # opened or attached here; closed by close()
 
     # -- lifecycle --------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection (safe to call twice); later calls raise ClientClosed."""
+        """Close the sessions this client opened (unless detached), then the channel.
+
+        Safe to call twice; later calls raise ClientClosed.
+        """
+        for session in list(self._sessions.values()):
+            if not session.detached and not session.closed:
+                try:
+                    session.close(timeout=CLOSE_TIMEOUT_S)
+                except CorralError:
+                    pass  # already gone on the daemon: nothing left to free
+        self._sessions.clear()
         self.closed = True
         self._channel.close()
 
@@ -143,11 +157,14 @@ class Client:
             imports=imports, tools=table, variables=variables, limits=limits, labels=labels
         )
         response = self._call("OpenSession", request, timeout=max(self.timeout, OPEN_TIMEOUT_S))
-        session = Session(
-            self,
-            wire.check_session_id(response.session_id),
-            wire.limits_dict(response.limits),
-            table,
+        session = self._adopt(
+            Session(
+                self,
+                wire.check_session_id(response.session_id),
+                wire.limits_dict(response.limits),
+                table,
+                wire.Caps.from_proto(response.caps),
+            )
         )
         session.warnings = [str(w) for w in response.warnings]
         for text in session.warnings:
@@ -155,6 +172,33 @@ class Client:
         return session
 
     open_session = session
+
+    def attach(self, session_id: str, tools: Iterable[Any] | None = None) -> Session:
+        """Continue a session opened elsewhere (another process, same token).
+
+        Give the same tools it was opened with (they run here). Another
+        caller's session id is NOT_FOUND, exactly like an unknown one. A lost
+        session comes back with `lost` set: `recover()` continues it. This
+        client's close() closes it, unless detach() is called.
+        """
+        response = self._call(
+            "AttachSession", executor_pb2.AttachSessionRequest(session_id=session_id)
+        )
+        session = self._adopt(
+            Session(
+                self,
+                wire.check_session_id(session_id),
+                wire.limits_dict(response.limits),
+                wire.attached_tools(response.tools, tools),
+                wire.Caps.from_proto(response.caps),
+            )
+        )
+        session.lost = bool(response.lost)  # then recover() continues it
+        return session
+
+    def _adopt(self, session: Session) -> Session:
+        self._sessions[session.id] = session
+        return session
 
     def stats(self) -> wire.Stats:
         return wire.Stats.from_proto(self._call("GetStats", executor_pb2.GetStatsRequest()))
@@ -164,15 +208,24 @@ class Session:
     """One sandbox session: a container with a persistent interpreter state."""
 
     def __init__(
-        self, client: Client, session_id: str, limits: dict[str, int], tools: dict[str, Tool]
+        self,
+        client: Client,
+        session_id: str,
+        limits: dict[str, int],
+        tools: dict[str, Tool],
+        caps: wire.Caps | None = None,
     ) -> None:
         self.client = client
         self.id = session_id
         self.limits = limits  # in force, after the daemon's defaults and caps
         self.tools = tools
+        self.caps = caps or wire.Caps()  # payload sizes the daemon accepts, checked before sending
         self.closed = False
-        self.lost = False  # the container died: every further call fails
+        self.lost = False  # the container died: recover() continues it in a new one
+        self.detached = False  # detach(): Client.close() and `with` leave it open
         self.warnings: list[str] = []  # the daemon's warnings when the session opened
+        # What replay could not reproduce, for a session made by fork().
+        self.replay_warnings: tuple[wire.ReplayWarning, ...] = ()
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else "closed" if self.closed else "open"
@@ -182,14 +235,18 @@ class Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        if not self.detached:
+            self.close()
 
     def _check_open(self) -> None:
         self.client.check_open()
         if self.closed:
             raise SessionClosed(f"session {self.id} is closed; open a new one")
         if self.lost:
-            raise SessionClosed(f"session {self.id} lost its sandbox; open a new one")
+            raise SessionClosed(
+                f"session {self.id} lost its sandbox; recover() continues it from its last "
+                "checkpoint, or open a new one"
+            )
 
     # -- snippets ---------------------------------------------------------
 
@@ -204,8 +261,14 @@ class Session:
         return result
 
     def stream(self, code: str, *, timeout: float | None = None) -> Iterator[str | Result]:
-        """Yield printed output (str) as it arrives, then the Result (last item)."""
+        """Yield printed output (str) as it arrives, then the Result (last item).
+
+        timeout: seconds; then the snippet is interrupted and the Result says
+        INTERRUPTED (the session and its state stay). Leaving the loop early,
+        or Ctrl-C, interrupts the snippet the same way before returning.
+        """
         self._check_open()
+        wire.check_code(code, self.caps)
         requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         requests.put(wire.start_request(self.id, code))
 
@@ -216,11 +279,12 @@ class Session:
                     return
                 yield item
 
-        deadline = (
-            wire.check_timeout(timeout)
-            if timeout is not None
-            else wire.execute_timeout(self.limits)
-        )
+        deadline = wire.execute_timeout(self.limits)
+        timer: threading.Timer | None = None
+        if timeout is not None:
+            deadline = wire.check_timeout(timeout) + wire.EXECUTE_MARGIN_S
+            timer = threading.Timer(timeout, self._interrupt_quietly)
+            timer.daemon = True
         try:
             call = self.client._stub.Execute(
                 request_iter(), metadata=self.client._metadata, timeout=deadline
@@ -228,6 +292,8 @@ class Session:
         except ValueError as exc:  # the channel was closed meanwhile
             self.client.check_open()
             raise CorralError(f"Execute could not be sent: {exc}") from exc
+        if timer is not None:
+            timer.start()
         result: Result | None = None
         finished = False
         try:
@@ -240,7 +306,9 @@ class Session:
                 elif kind == "tool_call":
                     requests.put(
                         executor_pb2.ExecuteRequest(
-                            tool_result=wire.run_tool_call(self.tools, response.tool_call)
+                            tool_result=wire.run_tool_call(
+                                self.tools, response.tool_call, self.caps
+                            )
                         )
                     )
                 elif kind == "result":
@@ -253,25 +321,151 @@ class Session:
             finished = True
             raise from_rpc_error(exc) from exc
         finally:
-            requests.put(None)
+            if timer is not None:
+                timer.cancel()
             if not finished:
-                call.cancel()  # the caller stopped iterating, or a check failed
+                # The caller stopped iterating, Ctrl-C, or a check failed: interrupt the
+                # snippet and wait (bounded) for its result, so the session stays usable.
+                try:
+                    self._drain_interrupted(call)
+                finally:
+                    requests.put(None)
+                    call.cancel()
+            requests.put(None)
         if result is None:
             raise ProtocolError("the daemon closed the Execute stream without a result")
         if result.session_lost:
             self.lost = True
         yield result
 
+    def interrupt(self) -> bool:
+        """Stop the running snippet (its Result says INTERRUPTED; the state stays).
+
+        Safe from another thread while run()/stream() waits. False when no
+        snippet was running.
+        """
+        self._check_open()
+        response = self.client._call("Interrupt", executor_pb2.InterruptRequest(session_id=self.id))
+        return bool(response.interrupted)
+
+    def _interrupt_quietly(self) -> None:
+        try:
+            self.interrupt()
+        except CorralError:
+            pass  # the snippet ended meanwhile, or the daemon is gone: the stream will say
+
+    def _drain_interrupted(self, call: Any) -> None:
+        """Interrupt, then read the stream to its end within INTERRUPT_DRAIN_S."""
+        self._interrupt_quietly()
+        guard = threading.Timer(wire.INTERRUPT_DRAIN_S, call.cancel)
+        guard.daemon = True
+        guard.start()
+        try:
+            for response in call:
+                if response.WhichOneof("kind") == "result" and response.result.session_lost:
+                    self.lost = True
+        except grpc.RpcError:
+            pass  # cancelled by the guard, or the daemon ended the stream
+        finally:
+            guard.cancel()
+
+    # -- checkpoints, fork, recovery, ownership -----------------------------
+
+    def checkpoint(self) -> str:
+        """Save the whole interpreter state; returns an id for rollback()."""
+        self._check_open()
+        response = self.client._call(
+            "Checkpoint", executor_pb2.CheckpointRequest(session_id=self.id)
+        )
+        return str(response.checkpoint_id)
+
+    def rollback(self, checkpoint: str | wire.CheckpointInfo) -> None:
+        """Return the state to a checkpoint of this session (it stays usable)."""
+        self._check_open()
+        self.client._call(
+            "Rollback",
+            executor_pb2.RollbackRequest(
+                session_id=self.id, checkpoint_id=wire.check_checkpoint_id(checkpoint)
+            ),
+        )
+
+    def checkpoints(self) -> list[wire.CheckpointInfo]:
+        self._check_open()
+        response = self.client._call(
+            "ListCheckpoints", executor_pb2.ListCheckpointsRequest(session_id=self.id)
+        )
+        return [wire.CheckpointInfo.from_proto(c) for c in response.checkpoints]
+
+    def drop_checkpoint(self, checkpoint: str | wire.CheckpointInfo) -> None:
+        self._check_open()
+        self.client._call(
+            "DropCheckpoint",
+            executor_pb2.DropCheckpointRequest(
+                session_id=self.id, checkpoint_id=wire.check_checkpoint_id(checkpoint)
+            ),
+        )
+
+    def fork(
+        self,
+        checkpoint: str | wire.CheckpointInfo | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> Session:
+        """A new, independent session (own container) starting from this one's state.
+
+        Built by replaying this session's history with the recorded tool
+        results (no tool runs twice). What replay could not reproduce is in
+        the new session's `replay_warnings`.
+        """
+        self._check_open()
+        response = self.client._call(
+            "ForkSession",
+            executor_pb2.ForkSessionRequest(
+                session_id=self.id,
+                checkpoint_id=wire.check_checkpoint_id(checkpoint) if checkpoint else "",
+                labels=dict(labels or {}),
+            ),
+            timeout=max(self.client.timeout, OPEN_TIMEOUT_S),
+        )
+        child = self.client._adopt(
+            Session(
+                self.client,
+                wire.check_session_id(response.session_id),
+                wire.limits_dict(response.limits),
+                dict(self.tools),
+                wire.Caps.from_proto(response.caps),
+            )
+        )
+        child.replay_warnings = tuple(wire.ReplayWarning.from_proto(w) for w in response.warnings)
+        return child
+
+    def recover(self) -> wire.Recovery:
+        """After SANDBOX_LOST: continue this session in a new container from its last checkpoint."""
+        if self.closed:
+            raise SessionClosed(f"session {self.id} is closed; open a new one")
+        response = self.client._call(
+            "RecoverSession",
+            executor_pb2.RecoverSessionRequest(session_id=self.id),
+            timeout=max(self.client.timeout, OPEN_TIMEOUT_S),
+        )
+        self.lost = False
+        return wire.Recovery.from_proto(response)
+
+    def detach(self) -> str:
+        """Leave the session open when this client closes; returns its id for attach()."""
+        self.detached = True
+        return self.id
+
     # -- variables and files ---------------------------------------------
 
     def set_variables(self, variables: Mapping[str, Any]) -> None:
         """Bind JSON-safe values to names in the session's state."""
         self._check_open()
+        text = wire.variables_json(variables) or "{}"
+        wire.check_variables(text, self.caps)
         self.client._call(
             "SetVariables",
-            executor_pb2.SetVariablesRequest(
-                session_id=self.id, variables_json=wire.variables_json(variables) or "{}"
-            ),
+            executor_pb2.SetVariablesRequest(session_id=self.id, variables_json=text),
         )
 
     def get_variables(self, names: Iterable[str] | None = None) -> dict[str, Variable]:
@@ -293,6 +487,7 @@ class Session:
         """
         self._check_open()
         payload = wire.file_data(data)
+        wire.check_file(payload, self.caps)
         response = self.client._call(
             "UploadFile",
             executor_pb2.UploadFileRequest(
@@ -335,15 +530,18 @@ class Session:
             executor_pb2.MakeDirectoryRequest(session_id=self.id, path=wire.file_path(path)),
         )
 
-    def close(self) -> None:
+    def close(self, *, timeout: float | None = None) -> None:
         """Destroy the session's container. Safe to call twice."""
         if self.closed:
             return
         self.closed = True
+        self.client._sessions.pop(self.id, None)
         if self.client.closed:
             return  # nothing can be sent; the daemon ends it at its idle timeout
         try:
-            self.client._call("CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id))
+            self.client._call(
+                "CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id), timeout
+            )
         except CorralError:
             if not self.lost:
                 raise

@@ -52,7 +52,7 @@ class NotFound(CorralError):
 
 class ResourceExhausted(CorralError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    hint = "the daemon is at capacity or a size cap was hit; retry later or send less"
+    hint = "the daemon is at capacity; retry later or use another daemon"
 
 
 class InvalidArgument(CorralError):
@@ -61,6 +61,13 @@ class InvalidArgument(CorralError):
 
 class FailedPrecondition(CorralError):
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Aborted(CorralError):
+    """The session lost its container (it is kept for `recover()`), or a call was aborted."""
+
+    code = grpc.StatusCode.ABORTED
+    hint = "call recover() to continue the session from its last checkpoint, or close() it"
 
 
 class DeadlineExceeded(CorralError):
@@ -114,6 +121,7 @@ _BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {
         ResourceExhausted,
         InvalidArgument,
         FailedPrecondition,
+        Aborted,
         DeadlineExceeded,
         Cancelled,
         Internal,

@@ -290,7 +290,7 @@ def tool_failure(call_id: str, exc: BaseException) -> Any:
     return tool_error(call_id, type(exc).__name__, str(exc))
 
 
-def run_tool_call(tools: Mapping[str, Tool], call: Any) -> Any:
+def run_tool_call(tools: Mapping[str, Tool], call: Any, caps: Caps | None = None) -> Any:
     """Answer one ToolCall synchronously: the ToolResult to send back."""
     prepared = prepare_tool_call(tools, call)
     if prepared.error is not None or prepared.tool is None:
@@ -299,7 +299,9 @@ def run_tool_call(tools: Mapping[str, Tool], call: Any) -> Any:
         value = prepared.tool.forward(**prepared.kwargs)
     except Exception as exc:  # the tool's failure is raised inside the snippet
         return tool_failure(prepared.call_id, exc)
-    return tool_success(prepared.call_id, prepared.tool.name, value)
+    return checked_tool_result(
+        tool_success(prepared.call_id, prepared.tool.name, value), caps, prepared.tool.name
+    )
 
 
 @dataclass
@@ -329,3 +331,153 @@ def check_session_id(session_id: str) -> str:
     if not session_id:
         raise CorralError("the daemon returned an empty session id")
     return session_id
+
+
+# ---------------------------------------------------------------------------
+# Sizes: checked here, before sending, against the caps the daemon gave at open
+# ---------------------------------------------------------------------------
+
+
+def size_text(n: int) -> str:
+    """8 MiB, 40.0 MiB, 12 KiB, 300 bytes (exact multiples without a decimal)."""
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return (
+                f"{n >> shift} {unit}"
+                if n % (1 << shift) == 0
+                else f"{n / (1 << shift):.1f} {unit}"
+            )
+    return f"{n} bytes"
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Payload caps of a session, bytes (0: the daemon did not say; not checked here)."""
+
+    code_bytes: int = 0
+    file_bytes: int = 0
+    tool_result_bytes: int = 0
+    variables_bytes: int = 0
+    message_bytes: int = 0
+
+    @classmethod
+    def from_proto(cls, msg: Any) -> Caps:
+        return cls(**{f: int(getattr(msg, f)) for f in cls.__dataclass_fields__})
+
+
+def _too_large(what: str, size: int, cap: int, key: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"{what} is {size_text(size)}; the session accepts at most {size_text(cap)} "
+        f"(daemon config: {key}); send less, or ask the operator to raise {key}"
+    )
+
+
+def check_code(code: str, caps: Caps | None) -> None:
+    if caps is not None and caps.code_bytes:
+        size = len(code.encode("utf-8", "surrogatepass"))
+        if size > caps.code_bytes:
+            raise _too_large(
+                "the snippet", size, caps.code_bytes, "max_code_bytes / limits.code_bytes"
+            )
+
+
+def check_variables(text: str, caps: Caps | None) -> None:
+    if caps is not None and caps.variables_bytes and len(text) > caps.variables_bytes:
+        raise _too_large("the variables' JSON", len(text), caps.variables_bytes, "max_file_bytes")
+
+
+def check_file(data: bytes, caps: Caps | None) -> None:
+    if caps is not None and caps.file_bytes and len(data) > caps.file_bytes:
+        raise _too_large("the file", len(data), caps.file_bytes, "max_file_bytes")
+
+
+def checked_tool_result(result: Any, caps: Caps | None, name: str) -> Any:
+    """A ToolResult above the cap becomes a ToolError raised inside the snippet."""
+    if caps is None or not caps.tool_result_bytes or not result.ok:
+        return result
+    size = len(result.value_json)
+    if size <= caps.tool_result_bytes:
+        return result
+    return tool_error(
+        result.call_id,
+        "ToolError",
+        f"the result of {name!r} is {size_text(size)}; the cap is "
+        f"{size_text(caps.tool_result_bytes)} (daemon config: max_file_bytes); return less, "
+        "or upload it as a file and read it in the snippet",
+    )
+
+
+# ---------------------------------------------------------------------------
+# Sessions that survive: checkpoints, fork, recover, attach
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    checkpoint_id: str
+    created_ms: int
+    history: int  # history entries (snippets, variables, uploads) it contains
+
+    @classmethod
+    def from_proto(cls, msg: Any) -> CheckpointInfo:
+        return cls(msg.checkpoint_id, int(msg.created_ms), int(msg.history))
+
+
+@dataclass(frozen=True)
+class ReplayWarning:
+    """Something a fork or recovery could not reproduce exactly (see the README)."""
+
+    entry: int
+    kind: str  # verdict | output | tools | skipped | checkpoint
+    message: str
+
+    @classmethod
+    def from_proto(cls, msg: Any) -> ReplayWarning:
+        return cls(int(msg.entry), msg.kind, msg.message)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What `Session.recover()` brought back."""
+
+    checkpoint_id: str  # "" : the state at open
+    replayed: int
+    dropped: int  # history entries after that checkpoint, lost
+    warnings: tuple[ReplayWarning, ...]
+
+    @classmethod
+    def from_proto(cls, msg: Any) -> Recovery:
+        return cls(
+            msg.checkpoint_id,
+            int(msg.replayed),
+            int(msg.dropped),
+            tuple(ReplayWarning.from_proto(w) for w in msg.warnings),
+        )
+
+
+def check_checkpoint_id(checkpoint_id: Any) -> str:
+    if isinstance(checkpoint_id, CheckpointInfo):
+        return checkpoint_id.checkpoint_id
+    if not isinstance(checkpoint_id, str) or not checkpoint_id:
+        raise InvalidArgument(
+            f"a checkpoint id is the text checkpoint() returned, got {type(checkpoint_id).__name__}"
+        )
+    return checkpoint_id
+
+
+def attached_tools(specs: Iterable[Any], tools: Iterable[Any] | None) -> dict[str, Tool]:
+    """The tool table for an attached session: the caller's tools, checked against the session's."""
+    table = tool_table(tools)
+    names = {spec.name for spec in specs}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        raise ToolError(
+            f"the session was not opened with tool(s) {', '.join(unknown)}; "
+            f"its tools: {', '.join(sorted(names)) or 'none'}"
+        )
+    return table
+
+
+# How long a client waits for an interrupted snippet's result before giving up
+# on the stream (the daemon's own grace is shorter and ends in SANDBOX_LOST).
+INTERRUPT_DRAIN_S = 15.0

@@ -96,14 +96,16 @@ class OpenSessionRequest(_message.Message):
     def __init__(self, authorized_imports: _Optional[_Iterable[str]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., variables_json: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class OpenSessionResponse(_message.Message):
-    __slots__ = ("session_id", "limits", "warnings")
+    __slots__ = ("session_id", "limits", "warnings", "caps")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    CAPS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     limits: Limits
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, session_id: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    caps: Caps
+    def __init__(self, session_id: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., caps: _Optional[_Union[Caps, _Mapping]] = ...) -> None: ...
 
 class ExecuteStart(_message.Message):
     __slots__ = ("session_id", "code")
@@ -380,3 +382,179 @@ class MakeDirectoryRequest(_message.Message):
 class MakeDirectoryResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class Caps(_message.Message):
+    __slots__ = ("code_bytes", "file_bytes", "tool_result_bytes", "variables_bytes", "message_bytes")
+    CODE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TOOL_RESULT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    code_bytes: int
+    file_bytes: int
+    tool_result_bytes: int
+    variables_bytes: int
+    message_bytes: int
+    def __init__(self, code_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., tool_result_bytes: _Optional[int] = ..., variables_bytes: _Optional[int] = ..., message_bytes: _Optional[int] = ...) -> None: ...
+
+class InterruptRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class InterruptResponse(_message.Message):
+    __slots__ = ("interrupted",)
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    interrupted: bool
+    def __init__(self, interrupted: _Optional[bool] = ...) -> None: ...
+
+class CheckpointRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint_id", "checkpoints")
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    checkpoints: int
+    def __init__(self, checkpoint_id: _Optional[str] = ..., checkpoints: _Optional[int] = ...) -> None: ...
+
+class RollbackRequest(_message.Message):
+    __slots__ = ("session_id", "checkpoint_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    checkpoint_id: str
+    def __init__(self, session_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+
+class RollbackResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CheckpointInfo(_message.Message):
+    __slots__ = ("checkpoint_id", "created_ms", "history")
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    created_ms: int
+    history: int
+    def __init__(self, checkpoint_id: _Optional[str] = ..., created_ms: _Optional[int] = ..., history: _Optional[int] = ...) -> None: ...
+
+class ListCheckpointsRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class ListCheckpointsResponse(_message.Message):
+    __slots__ = ("checkpoints",)
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    checkpoints: _containers.RepeatedCompositeFieldContainer[CheckpointInfo]
+    def __init__(self, checkpoints: _Optional[_Iterable[_Union[CheckpointInfo, _Mapping]]] = ...) -> None: ...
+
+class DropCheckpointRequest(_message.Message):
+    __slots__ = ("session_id", "checkpoint_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    checkpoint_id: str
+    def __init__(self, session_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+
+class DropCheckpointResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReplayWarning(_message.Message):
+    __slots__ = ("entry", "kind", "message")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    entry: int
+    kind: str
+    message: str
+    def __init__(self, entry: _Optional[int] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ForkSessionRequest(_message.Message):
+    __slots__ = ("session_id", "checkpoint_id", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    checkpoint_id: str
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, session_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ForkSessionResponse(_message.Message):
+    __slots__ = ("session_id", "limits", "caps", "replayed", "warnings")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    CAPS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    limits: Limits
+    caps: Caps
+    replayed: int
+    warnings: _containers.RepeatedCompositeFieldContainer[ReplayWarning]
+    def __init__(self, session_id: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., caps: _Optional[_Union[Caps, _Mapping]] = ..., replayed: _Optional[int] = ..., warnings: _Optional[_Iterable[_Union[ReplayWarning, _Mapping]]] = ...) -> None: ...
+
+class RecoverSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class RecoverSessionResponse(_message.Message):
+    __slots__ = ("checkpoint_id", "replayed", "dropped", "warnings")
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    replayed: int
+    dropped: int
+    warnings: _containers.RepeatedCompositeFieldContainer[ReplayWarning]
+    def __init__(self, checkpoint_id: _Optional[str] = ..., replayed: _Optional[int] = ..., dropped: _Optional[int] = ..., warnings: _Optional[_Iterable[_Union[ReplayWarning, _Mapping]]] = ...) -> None: ...
+
+class AttachSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class AttachSessionResponse(_message.Message):
+    __slots__ = ("limits", "caps", "tools", "labels", "running", "checkpoints", "lost")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    CAPS_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    limits: Limits
+    caps: Caps
+    tools: _containers.RepeatedCompositeFieldContainer[ToolSpec]
+    labels: _containers.ScalarMap[str, str]
+    running: bool
+    checkpoints: int
+    lost: bool
+    def __init__(self, limits: _Optional[_Union[Limits, _Mapping]] = ..., caps: _Optional[_Union[Caps, _Mapping]] = ..., tools: _Optional[_Iterable[_Union[ToolSpec, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., running: _Optional[bool] = ..., checkpoints: _Optional[int] = ..., lost: _Optional[bool] = ...) -> None: ...

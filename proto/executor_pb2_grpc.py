@@ -89,6 +89,46 @@ class ExecutorStub:
                 request_serializer=proto_dot_executor__pb2.MakeDirectoryRequest.SerializeToString,
                 response_deserializer=proto_dot_executor__pb2.MakeDirectoryResponse.FromString,
                 _registered_method=True)
+        self.Interrupt = channel.unary_unary(
+                '/corral.v1.Executor/Interrupt',
+                request_serializer=proto_dot_executor__pb2.InterruptRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.InterruptResponse.FromString,
+                _registered_method=True)
+        self.Checkpoint = channel.unary_unary(
+                '/corral.v1.Executor/Checkpoint',
+                request_serializer=proto_dot_executor__pb2.CheckpointRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.CheckpointResponse.FromString,
+                _registered_method=True)
+        self.Rollback = channel.unary_unary(
+                '/corral.v1.Executor/Rollback',
+                request_serializer=proto_dot_executor__pb2.RollbackRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.RollbackResponse.FromString,
+                _registered_method=True)
+        self.ListCheckpoints = channel.unary_unary(
+                '/corral.v1.Executor/ListCheckpoints',
+                request_serializer=proto_dot_executor__pb2.ListCheckpointsRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.ListCheckpointsResponse.FromString,
+                _registered_method=True)
+        self.DropCheckpoint = channel.unary_unary(
+                '/corral.v1.Executor/DropCheckpoint',
+                request_serializer=proto_dot_executor__pb2.DropCheckpointRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.DropCheckpointResponse.FromString,
+                _registered_method=True)
+        self.ForkSession = channel.unary_unary(
+                '/corral.v1.Executor/ForkSession',
+                request_serializer=proto_dot_executor__pb2.ForkSessionRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.ForkSessionResponse.FromString,
+                _registered_method=True)
+        self.RecoverSession = channel.unary_unary(
+                '/corral.v1.Executor/RecoverSession',
+                request_serializer=proto_dot_executor__pb2.RecoverSessionRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.RecoverSessionResponse.FromString,
+                _registered_method=True)
+        self.AttachSession = channel.unary_unary(
+                '/corral.v1.Executor/AttachSession',
+                request_serializer=proto_dot_executor__pb2.AttachSessionRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.AttachSessionResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServicer:
@@ -106,7 +146,8 @@ class ExecutorServicer:
         """Run one snippet. The first request carries ExecuteStart; later requests
         answer the ToolCalls the daemon streams. The daemon streams OutputChunks
         and ToolCalls, then exactly one ExecuteResult, then closes the stream.
-        FAILED_PRECONDITION when the session already runs a snippet.
+        FAILED_PRECONDITION when the session already runs a snippet. A cancelled
+        Execute (client gone, deadline) interrupts the snippet: the session stays.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -172,6 +213,72 @@ class ExecutorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Interrupt(self, request, context):
+        """--- Sessions that survive (issue #11) ---
+        Stop the session's running snippet the way the wall-time limit does: its
+        Execute ends with VERDICT_INTERRUPTED, the state is kept. A no-op
+        (interrupted=false) when nothing runs. If the runner does not stop within
+        the server's grace, the container is killed (SANDBOX_LOST; recoverable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Checkpoint(self, request, context):
+        """Save the whole interpreter state; returns an id scoped to this session.
+        FAILED_PRECONDITION at limits.max_checkpoints (drop one first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rollback(self, request, context):
+        """Return the state to a checkpoint (which stays usable). NOT_FOUND for an id
+        this session does not hold (another session's ids included).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCheckpoints(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropCheckpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForkSession(self, request, context):
+        """A new, independent session in its own container, starting from the state
+        of session_id (or of one of its checkpoints), rebuilt by replaying the
+        daemon-recorded history with the recorded tool results (tools are never
+        called again). What replay cannot reproduce is reported in `warnings`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecoverSession(self, request, context):
+        """After SANDBOX_LOST: the same session id continues in a new container from
+        its last checkpoint (history replayed up to it). Snippets after that
+        checkpoint are not replayed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AttachSession(self, request, context):
+        """Continue a session opened by another process of the same caller (same
+        token). NOT_FOUND for any other caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -229,6 +336,46 @@ def add_ExecutorServicer_to_server(servicer, server):
                     servicer.MakeDirectory,
                     request_deserializer=proto_dot_executor__pb2.MakeDirectoryRequest.FromString,
                     response_serializer=proto_dot_executor__pb2.MakeDirectoryResponse.SerializeToString,
+            ),
+            'Interrupt': grpc.unary_unary_rpc_method_handler(
+                    servicer.Interrupt,
+                    request_deserializer=proto_dot_executor__pb2.InterruptRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.InterruptResponse.SerializeToString,
+            ),
+            'Checkpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.Checkpoint,
+                    request_deserializer=proto_dot_executor__pb2.CheckpointRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.CheckpointResponse.SerializeToString,
+            ),
+            'Rollback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rollback,
+                    request_deserializer=proto_dot_executor__pb2.RollbackRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.RollbackResponse.SerializeToString,
+            ),
+            'ListCheckpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCheckpoints,
+                    request_deserializer=proto_dot_executor__pb2.ListCheckpointsRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.ListCheckpointsResponse.SerializeToString,
+            ),
+            'DropCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropCheckpoint,
+                    request_deserializer=proto_dot_executor__pb2.DropCheckpointRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.DropCheckpointResponse.SerializeToString,
+            ),
+            'ForkSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForkSession,
+                    request_deserializer=proto_dot_executor__pb2.ForkSessionRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.ForkSessionResponse.SerializeToString,
+            ),
+            'RecoverSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecoverSession,
+                    request_deserializer=proto_dot_executor__pb2.RecoverSessionRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.RecoverSessionResponse.SerializeToString,
+            ),
+            'AttachSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.AttachSession,
+                    request_deserializer=proto_dot_executor__pb2.AttachSessionRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.AttachSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -528,6 +675,222 @@ class Executor:
             '/corral.v1.Executor/MakeDirectory',
             proto_dot_executor__pb2.MakeDirectoryRequest.SerializeToString,
             proto_dot_executor__pb2.MakeDirectoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Interrupt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/Interrupt',
+            proto_dot_executor__pb2.InterruptRequest.SerializeToString,
+            proto_dot_executor__pb2.InterruptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Checkpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/Checkpoint',
+            proto_dot_executor__pb2.CheckpointRequest.SerializeToString,
+            proto_dot_executor__pb2.CheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rollback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/Rollback',
+            proto_dot_executor__pb2.RollbackRequest.SerializeToString,
+            proto_dot_executor__pb2.RollbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCheckpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/ListCheckpoints',
+            proto_dot_executor__pb2.ListCheckpointsRequest.SerializeToString,
+            proto_dot_executor__pb2.ListCheckpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/DropCheckpoint',
+            proto_dot_executor__pb2.DropCheckpointRequest.SerializeToString,
+            proto_dot_executor__pb2.DropCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForkSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/ForkSession',
+            proto_dot_executor__pb2.ForkSessionRequest.SerializeToString,
+            proto_dot_executor__pb2.ForkSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecoverSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/RecoverSession',
+            proto_dot_executor__pb2.RecoverSessionRequest.SerializeToString,
+            proto_dot_executor__pb2.RecoverSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AttachSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/AttachSession',
+            proto_dot_executor__pb2.AttachSessionRequest.SerializeToString,
+            proto_dot_executor__pb2.AttachSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,7 +29,7 @@ class Verdict(enum.StrEnum):
     OUTPUT_TRUNCATED = "OUTPUT_TRUNCATED"
     SANDBOX_LOST = "SANDBOX_LOST"  # container died or was killed; the session is gone
     INTERNAL = "INTERNAL"  # a bug in Corral, never the snippet's fault
-    INTERRUPTED = "INTERRUPTED"  # the client interrupted the snippet; state kept
+    INTERRUPTED = "INTERRUPTED"  # the client stopped the snippet; the state is kept
 
     @property
     def ok(self) -> bool:

@@ -172,6 +172,29 @@ class CorralExecutor(PythonExecutor):
             output=python_value(result.value), logs=result.stdout, is_final_answer=False
         )
 
+    # -- checkpoints (issue #11) -------------------------------------------
+
+    def checkpoint(self) -> str:
+        """Save the sandbox state now (e.g. in a step callback); returns its id."""
+        return self._ensure_session().checkpoint()
+
+    def rollback(self, checkpoint_id: str) -> None:
+        """Return the sandbox state to a checkpoint of this executor's session."""
+        if self.session is None:
+            raise InterpreterError("no Corral session yet: nothing to roll back")
+        self.session.rollback(checkpoint_id)
+
+    def checkpoints(self) -> list[Any]:
+        return [] if self.session is None else self.session.checkpoints()
+
+    def drop_checkpoint(self, checkpoint_id: str) -> None:
+        if self.session is not None:
+            self.session.drop_checkpoint(checkpoint_id)
+
+    def interrupt(self) -> bool:
+        """Stop the running action (from another thread); the state is kept."""
+        return self.session is not None and self.session.interrupt()
+
     # -- lifecycle --------------------------------------------------------
 
     def _ensure_session(self) -> Session:

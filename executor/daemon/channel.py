@@ -174,6 +174,13 @@ class AsyncSandbox(Sandbox):
                     )
                 on_output(data)
             elif kind == "tool_call":
+                from executor.daemon.lifecycle import tool_call_refusal
+
+                refusal = tool_call_refusal(answer)  # e.g. arguments nested too deep
+                if refusal is not None:  # the snippet's mistake: raise it there
+                    refusal.update(type="tool_result", id=rid, call_id=answer["call_id"])
+                    await self.send_async(refusal)
+                    continue
                 try:
                     call = driver.tool_call_frame(answer)
                 except FrameSchemaError as exc:

@@ -45,6 +45,7 @@ DEFAULT_MAX_LIMITS = SessionLimits(
     code_bytes=1 * MiB,
     cpu_millis=2000,
     tool_timeout_ms=300_000,
+    max_checkpoints=64,
 )
 
 

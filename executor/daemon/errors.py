@@ -94,6 +94,42 @@ class SandboxUnavailable(DaemonError):
     """A container could not be started or its channel failed outside a snippet."""
 
 
+class CheckpointNotFound(DaemonError):
+    """No such checkpoint in this session (ids are scoped to the session that took them)."""
+
+    def __init__(self, checkpoint_id: str) -> None:
+        shown = checkpoint_id[:12] + "..." if len(checkpoint_id) > 12 else checkpoint_id
+        super().__init__(
+            f"checkpoint {shown!r} not found in this session: it was dropped, belongs to "
+            "another session, or was lost with the container; list them with checkpoints()"
+        )
+
+
+class CheckpointLimit(DaemonError):
+    """The session already holds limits.max_checkpoints checkpoints."""
+
+    def __init__(self, held: int) -> None:
+        super().__init__(
+            f"the session holds {held} checkpoints, its limit (limits.max_checkpoints); "
+            "drop one with drop_checkpoint(), or open the session with a higher "
+            "max_checkpoints (server cap: max_max_checkpoints)"
+        )
+
+
+class SessionNeedsRecovery(DaemonError):
+    """The owner's session lost its container; `recover()` continues it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"the session lost its container ({detail}); call recover() to continue it "
+            "from its last checkpoint in a new container, or close() it"
+        )
+
+
+class CannotReplay(DaemonError):
+    """Fork or recover is impossible (history too large, or the session is not lost)."""
+
+
 _STATUS: tuple[tuple[type[DaemonError], grpc.StatusCode], ...] = (
     # Order matters: subclasses before their bases.
     (LimitTooHigh, grpc.StatusCode.INVALID_ARGUMENT),
@@ -101,6 +137,10 @@ _STATUS: tuple[tuple[type[DaemonError], grpc.StatusCode], ...] = (
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (SessionNotFound, grpc.StatusCode.NOT_FOUND),
+    (CheckpointNotFound, grpc.StatusCode.NOT_FOUND),
+    (CheckpointLimit, grpc.StatusCode.FAILED_PRECONDITION),
+    (SessionNeedsRecovery, grpc.StatusCode.ABORTED),
+    (CannotReplay, grpc.StatusCode.FAILED_PRECONDITION),
     (SessionBusy, grpc.StatusCode.FAILED_PRECONDITION),
     (SandboxCallFailed, grpc.StatusCode.FAILED_PRECONDITION),
     (SessionLost, grpc.StatusCode.ABORTED),

@@ -22,19 +22,23 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 
-from executor.daemon import convert, files
+from executor.daemon import convert, files, lifecycle
 from executor.daemon.auth import Authenticator
 from executor.daemon.config import DaemonConfig
 from executor.daemon.errors import (
+    CannotReplay,
+    CheckpointLimit,
     DaemonError,
     InvalidArgument,
     SandboxCallFailed,
+    SessionBusy,
     SessionLost,
+    SessionNeedsRecovery,
     SessionNotFound,
     ShuttingDown,
     TooLarge,
@@ -116,8 +120,14 @@ class ExecutorService(pb_grpc.ExecutorServicer):
     def _session(self, session_id: str, context: grpc.aio.ServicerContext) -> Session:
         return self.sessions.get(session_id, self._caller(context))
 
-    async def end_session(self, session: Session, reason: str) -> None:
-        """Forget the session and destroy its container (idempotent)."""
+    async def end_session(
+        self, session: Session, reason: str, *, recoverable: bool = False
+    ) -> None:
+        """Forget the session and destroy its container (idempotent).
+
+        recoverable: the container was lost, not the session: it is kept aside
+        for its owner's `recover()` until its idle timeout.
+        """
         if self.sessions.pop(session.id) is None:
             return
         session.lost = True
@@ -125,9 +135,12 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             # A snippet is running: killing first ends its pending read with EOF
             # before the socket is closed under it.
             await self._kill(session)
-        self._closed[session.id] = session.owner
-        while len(self._closed) > CLOSED_MEMORY:
-            self._closed.popitem(last=False)
+        if recoverable:
+            self.sessions.mark_lost(session, reason)
+        else:
+            self._closed[session.id] = session.owner
+            while len(self._closed) > CLOSED_MEMORY:
+                self._closed.popitem(last=False)
         self.pool.release(session.sandbox)
         log.info("session ended", extra={"session_id": session.id, "reason": reason})
 
@@ -148,15 +161,52 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             raise SandboxCallFailed(f"the sandbox refused {frame['type']}: {exc}") from exc
         except driver.SandboxError as exc:
             await self._kill(session)
-            await self.end_session(session, "lost")
+            await self.end_session(session, f"lost: {str(exc)[:200]}", recoverable=True)
             raise SessionLost(str(exc)[:300]) from exc
         if answer.get("type") != want:
             await self._kill(session)
-            await self.end_session(session, "protocol")
+            await self.end_session(session, "protocol", recoverable=True)
             raise SessionLost(
                 f"the runner answered {str(answer.get('type'))[:40]!r} instead of {want!r}"
             )
         return answer
+
+    def _grace_s(self) -> float:
+        """How long an interrupted snippet gets to answer before its container is killed."""
+        return self.config.hard_timeout_grace_ms / 1000
+
+    def _caps(self, limits: SessionLimits) -> pb.Caps:
+        return lifecycle.caps(limits, self.config.max_file_bytes, self.config.max_message_bytes)
+
+    def _check_variables_size(self, variables_json: str) -> None:
+        size = len(variables_json)
+        if size > self.config.max_file_bytes:
+            raise TooLarge(
+                "the variables' JSON", size, self.config.max_file_bytes, "max_file_bytes"
+            )
+
+    async def _roll_back_if_abandoned(
+        self, session: Session, context: grpc.aio.ServicerContext
+    ) -> None:
+        """End a just-opened session if its OpenSession is not delivered (cancel, deadline)."""
+
+        def done(ctx: Any) -> None:
+            if not ctx.cancelled():
+                return
+            task = asyncio.get_running_loop().create_task(
+                self.end_session(session, "open abandoned by its caller")
+            )
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+        context.add_done_callback(done)
+        remaining = context.time_remaining()
+        if context.cancelled() or (remaining is not None and remaining <= 0):
+            await self.end_session(session, "open abandoned by its caller")
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "the deadline passed before the session was ready; it was rolled back",
+            )
 
     # --- sessions ------------------------------------------------------------
 
@@ -180,6 +230,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             self.config.default_limits,
             self.config.max_limits,
         )
+        self._check_variables_size(request.variables_json)
         init = _init_args(request, limits)
         labels = dict(request.labels)
         if len(labels) > MAX_LABELS:
@@ -210,8 +261,11 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             limits=limits,
             labels=labels,
             has_tools=bool(init["tools"]),
+            init=init,
         )
         self.sessions.add(session)
+        # A caller that gave up (deadline, cancel) never learns the id: roll back.
+        await self._roll_back_if_abandoned(session, context)
         elapsed = time.perf_counter() - t0
         self.metrics.open_latency.observe(elapsed)
         self.metrics.sessions_opened.inc()
@@ -226,7 +280,10 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             },
         )
         return pb.OpenSessionResponse(
-            session_id=session.id, limits=convert.limits_to_proto(limits), warnings=warnings
+            session_id=session.id,
+            limits=convert.limits_to_proto(limits),
+            warnings=warnings,
+            caps=self._caps(limits),
         )
 
     @_rpc
@@ -240,6 +297,10 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             if self._closed.get(request.session_id) == caller:
                 return pb.CloseSessionResponse()  # already closed by its owner: idempotent
             raise
+        except SessionNeedsRecovery:  # lost, kept for recover(): closing forgets it
+            self.sessions.forget_lost(request.session_id, caller)
+            self._closed[request.session_id] = caller
+            return pb.CloseSessionResponse()
         await self.end_session(session, "closed")
         return pb.CloseSessionResponse()
 
@@ -250,6 +311,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         self, request: pb.SetVariablesRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetVariablesResponse:
         session = self._session(request.session_id, context)
+        self._check_variables_size(request.variables_json)
         try:
             variables = convert.parse_json_object(request.variables_json, "variables_json")
         except ValueError as exc:
@@ -257,6 +319,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         async with session.claim():
             session.touch()
             await self._call(session, {"type": "set_vars", "variables": variables}, "ack")
+            session.history.append(lifecycle.set_vars_entry(variables))
         return pb.SetVariablesResponse()
 
     @_rpc
@@ -291,6 +354,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             await self._call(
                 session, {"type": "write_file", "path": path, "data_b64": data_b64}, "ack"
             )
+            session.history.append(lifecycle.upload_entry(path, bytes(request.data)))
         return pb.UploadFileResponse(size=size)
 
     @_rpc
@@ -373,6 +437,247 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             await self._call(session, {"type": "make_dir", "path": path}, "ack")
         return pb.MakeDirectoryResponse()
 
+    # --- sessions that survive: interrupt, checkpoints, fork, recover, attach -----
+    # The logic lives in executor/daemon/lifecycle.py; these are thin handlers.
+
+    @_rpc
+    async def Interrupt(
+        self, request: pb.InterruptRequest, context: grpc.aio.ServicerContext
+    ) -> pb.InterruptResponse:
+        session = self._session(request.session_id, context)
+        control = session.run
+        return pb.InterruptResponse(interrupted=control is not None and control.interrupt())
+
+    @_rpc
+    async def Checkpoint(
+        self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckpointResponse:
+        session = self._session(request.session_id, context)
+        await lifecycle.wait_until_free(session, self._grace_s() + 1)
+        async with session.claim():
+            session.touch()
+            held = len(session.checkpoints)
+            if held >= session.limits.max_checkpoints:
+                raise CheckpointLimit(held)
+            answer = await self._call(session, {"type": "checkpoint"}, "checkpoint")
+            cp = lifecycle.Checkpoint(
+                id=lifecycle.new_checkpoint_id(),
+                runner_id=lifecycle.runner_checkpoint_id(answer),
+                created_ms=lifecycle.now_ms(),
+                snapshot=session.history.snapshot(),
+            )
+            session.checkpoints[cp.id] = cp
+        return pb.CheckpointResponse(checkpoint_id=cp.id, checkpoints=len(session.checkpoints))
+
+    @_rpc
+    async def Rollback(
+        self, request: pb.RollbackRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RollbackResponse:
+        session = self._session(request.session_id, context)
+        cp = lifecycle.find_checkpoint(session.checkpoints, request.checkpoint_id)
+        await lifecycle.wait_until_free(session, self._grace_s() + 1)
+        async with session.claim():
+            session.touch()
+            await self._call(session, {"type": "rollback", "checkpoint_id": cp.runner_id}, "ack")
+            session.history.restore(cp.snapshot)
+        return pb.RollbackResponse()
+
+    @_rpc
+    async def ListCheckpoints(
+        self, request: pb.ListCheckpointsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListCheckpointsResponse:
+        session = self._session(request.session_id, context)
+        infos = [lifecycle.checkpoint_info(cp) for cp in session.checkpoints.values()]
+        return pb.ListCheckpointsResponse(checkpoints=infos)
+
+    @_rpc
+    async def DropCheckpoint(
+        self, request: pb.DropCheckpointRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DropCheckpointResponse:
+        session = self._session(request.session_id, context)
+        cp = lifecycle.find_checkpoint(session.checkpoints, request.checkpoint_id)
+        await lifecycle.wait_until_free(session, self._grace_s() + 1)
+        async with session.claim():
+            session.touch()
+            session.checkpoints.pop(cp.id, None)
+            try:
+                await self._call(
+                    session, {"type": "drop_checkpoint", "checkpoint_id": cp.runner_id}, "ack"
+                )
+            except SandboxCallFailed:
+                pass  # the runner no longer holds it: dropped either way
+        return pb.DropCheckpointResponse()
+
+    @_rpc
+    async def ForkSession(
+        self, request: pb.ForkSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ForkSessionResponse:
+        caller = self._caller(context)
+        if not self.accepting:
+            raise ShuttingDown("the daemon is shutting down; fork on another daemon")
+        parent = self.sessions.get(request.session_id, caller)
+        if request.checkpoint_id:
+            snap = lifecycle.find_checkpoint(parent.checkpoints, request.checkpoint_id).snapshot
+        else:
+            snap = parent.history.snapshot()
+        if not snap.complete:
+            raise CannotReplay(
+                f"the session's history outgrew what the daemon records "
+                f"({lifecycle.HISTORY_MAX_BYTES} bytes or {lifecycle.HISTORY_MAX_ENTRIES} "
+                "entries), so it cannot be rebuilt by replay; fork from an earlier checkpoint"
+            )
+        labels = {**parent.labels, **dict(request.labels)}
+        if len(labels) > MAX_LABELS:
+            raise InvalidArgument(f"at most {MAX_LABELS} labels per session")
+        t0 = time.perf_counter()
+        sandbox, report = await self._replayed_sandbox(parent.limits, parent.init, snap.entries)
+        child = Session(
+            id=new_session_id(),
+            owner=caller,
+            sandbox=sandbox,
+            limits=parent.limits,
+            labels=labels,
+            has_tools=parent.has_tools,
+            init=parent.init,
+        )
+        child.history.restore(snap)
+        self.sessions.add(child)
+        await self._roll_back_if_abandoned(child, context)
+        self.metrics.sessions_opened.inc()
+        log.info(
+            "session forked",
+            extra={
+                "session_id": child.id,
+                "parent": parent.id,
+                "replayed": report.replayed,
+                "warnings": len(report.warnings),
+                "fork_ms": round((time.perf_counter() - t0) * 1000, 2),
+            },
+        )
+        return pb.ForkSessionResponse(
+            session_id=child.id,
+            limits=convert.limits_to_proto(child.limits),
+            caps=self._caps(child.limits),
+            replayed=report.replayed,
+            warnings=report.warnings,
+        )
+
+    @_rpc
+    async def RecoverSession(
+        self, request: pb.RecoverSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecoverSessionResponse:
+        caller = self._caller(context)
+        if not self.accepting:
+            raise ShuttingDown("the daemon is shutting down; recover on another daemon")
+        try:
+            session = self.sessions.get_lost(request.session_id, caller)
+        except SessionNotFound:
+            self.sessions.get(request.session_id, caller)  # NOT_FOUND unless it is alive
+            raise CannotReplay(
+                "the session has not lost its container; nothing to recover"
+            ) from None
+        if session.recovering:
+            raise SessionBusy()
+        target = lifecycle.latest_on_line(session.checkpoints, session.history)
+        snap = target.snapshot if target is not None else lifecycle.Snapshot((), True)
+        keep = [cp for cp in session.checkpoints.values() if lifecycle.is_prefix(cp.snapshot, snap)]
+        session.recovering = True
+        try:
+            sandbox, report = await self._replayed_sandbox(
+                session.limits, session.init, snap.entries, keep
+            )
+        finally:
+            session.recovering = False
+        dropped = len(session.history) - len(snap.entries)
+        session.sandbox = sandbox
+        session.checkpoints = {
+            cp.id: lifecycle.Checkpoint(cp.id, report.runner_ids[cp.id], cp.created_ms, cp.snapshot)
+            for cp in keep
+            if cp.id in report.runner_ids
+        }
+        session.history.restore(snap)
+        session.lock = asyncio.Lock()
+        self.sessions.revive(session)
+        log.info(
+            "session recovered",
+            extra={
+                "session_id": session.id,
+                "checkpoint": target.id if target else "",
+                "replayed": report.replayed,
+                "dropped": dropped,
+            },
+        )
+        return pb.RecoverSessionResponse(
+            checkpoint_id=target.id if target is not None else "",
+            replayed=report.replayed,
+            dropped=dropped,
+            warnings=report.warnings,
+        )
+
+    @_rpc
+    async def AttachSession(
+        self, request: pb.AttachSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AttachSessionResponse:
+        caller = self._caller(context)
+        try:
+            session = self.sessions.get(request.session_id, caller)
+        except SessionNeedsRecovery:
+            session = self.sessions.get_lost(request.session_id, caller)  # to call recover()
+        session.touch()
+        tools = [
+            pb.ToolSpec(
+                name=t["name"],
+                description=t["description"],
+                inputs_json=json.dumps(t["inputs"]),
+                output_type=t["output_type"],
+            )
+            for t in session.init.get("tools", ())
+        ]
+        return pb.AttachSessionResponse(
+            limits=convert.limits_to_proto(session.limits),
+            caps=self._caps(session.limits),
+            tools=tools,
+            labels=session.labels,
+            running=session.lock.locked(),
+            checkpoints=len(session.checkpoints),
+            lost=session.lost,
+        )
+
+    async def _replayed_sandbox(
+        self,
+        limits: SessionLimits,
+        init: dict[str, Any],
+        entries: tuple[lifecycle.Entry, ...],
+        checkpoints: list[lifecycle.Checkpoint] | None = None,
+    ) -> tuple[Any, lifecycle.ReplayReport]:
+        """A fresh container, initialised as `init` says, with `entries` replayed into it."""
+        for attempt in range(OPEN_ATTEMPTS):
+            sandbox = await self.pool.acquire(limits, self.config.open_wait_s)
+            try:
+                await sandbox.init_async(**init, timeout=CALL_TIMEOUT_S)
+                report = await lifecycle.replay(
+                    sandbox, entries, limits, self.config.hard_timeout_grace_ms, checkpoints or ()
+                )
+                return sandbox, report
+            except BaseException as exc:
+                if not isinstance(exc, _sandbox_errors()):
+                    self.pool.release(sandbox)  # cancelled or a bug: never leak the container
+                    raise
+                await self.pool.destroy(sandbox)
+                if _is_refusal(exc):
+                    raise SandboxCallFailed(f"the sandbox refused the replay: {exc}") from exc
+                if _is_timeout(exc):  # the history's fault, not the container's: no retry
+                    raise CannotReplay(
+                        "a replayed snippet did not finish within wall_time_ms + grace "
+                        "(non-deterministic code?); fork from an earlier checkpoint"
+                    ) from exc
+                self.metrics.containers_failed.inc()
+                log.warning(
+                    "container failed during replay; retrying",
+                    extra={"attempt": attempt + 1, "error": str(exc)[:200]},
+                )
+        raise SandboxCallFailed("containers keep failing during replay; see the daemon log")
+
     # --- execute -------------------------------------------------------------
 
     async def Execute(
@@ -401,6 +706,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             if code_size > code_cap:
                 raise TooLarge("the code", code_size, code_cap, "max_code_bytes")
             session = self.sessions.get(start.session_id, caller)
+            await lifecycle.wait_until_free(session, self._grace_s() + 1)
             lock = session.claim()
         except DaemonError as exc:
             await context.abort(grpc_status(exc), str(exc))
@@ -410,15 +716,15 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             task = asyncio.current_task()
             if task is not None:
                 self.running.add(task)
+            snippet = self._run_snippet(session, start.code, request_iterator)
             try:
-                async for response in self._run_snippet(session, start.code, request_iterator):
+                async for response in snippet:
                     yield response
-            except asyncio.CancelledError:
-                # The client went away mid-snippet: its state is unknowable, end the session.
-                await self._kill(session)
-                await self.end_session(session, "client cancelled")
-                raise
             finally:
+                # The client went away mid-snippet (cancelled, deadline, stream closed):
+                # closing the generator interrupts the snippet and keeps the session
+                # (see _run_snippet); only a runner that ignores the interrupt loses it.
+                await snippet.aclose()
                 if task is not None:
                     self.running.discard(task)
                 session.touch()
@@ -428,13 +734,18 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         session: Session,
         code: str,
         requests: AsyncIterator[pb.ExecuteRequest],
-    ) -> AsyncIterator[pb.ExecuteResponse]:
+    ) -> AsyncGenerator[pb.ExecuteResponse, None]:
         limits = session.limits
         t0 = time.perf_counter()
         hard_s = (limits.wall_time_ms + self.config.hard_timeout_grace_ms) / 1000
         tool_timeout_s = limits.tool_timeout_ms / 1000
+        result_cap = self.config.max_file_bytes
         events: asyncio.Queue[Any] = asyncio.Queue()
-        pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        control = lifecycle.RunControl(
+            session.sandbox, self._grace_s(), lambda: self._kill(session)
+        )
+        pending = control.pending  # call_id -> the future its answer resolves
+        names: dict[str, str] = {}  # call_id -> tool name, for size errors
 
         def on_output(text: str) -> None:
             events.put_nowait(pb.ExecuteResponse(output=pb.OutputChunk(text=text)))
@@ -442,8 +753,11 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         async def on_tool_call(call: dict[str, Any]) -> dict[str, Any]:
             # `call` passed the driver's schema check (strings, JSON-safe arguments).
             call_id, name = call["call_id"], call["name"]
+            if control.interrupted:
+                return dict(lifecycle.INTERRUPT_ERROR)
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             pending[call_id] = fut
+            names[call_id] = name
             events.put_nowait(
                 pb.ExecuteResponse(
                     tool_call=pb.ToolCall(
@@ -459,9 +773,9 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             wait = max(0.0, tool_timeout_s - min(TOOL_MARGIN_S, tool_timeout_s / 10))
             try:
                 async with asyncio.timeout(wait):
-                    return await fut
+                    reply = await fut
             except TimeoutError:
-                return {
+                reply = {
                     "ok": False,
                     "error": {
                         "type": "TimeoutError",
@@ -471,6 +785,9 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 }
             finally:
                 pending.pop(call_id, None)
+                names.pop(call_id, None)
+            control.tool_log.append((name, reply))  # replayed by fork/recover, never re-called
+            return reply
 
         async def read_answers() -> None:
             async for req in requests:
@@ -480,6 +797,11 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 fut = pending.get(tr.call_id)
                 if fut is None or fut.done():
                     continue  # late or unknown answer: the call already timed out
+                size = len(tr.value_json)
+                if size > result_cap:  # a ToolError inside the snippet, never a lost session
+                    name = names.get(tr.call_id, "?")
+                    fut.set_result(lifecycle.oversized_tool_result(name, size, result_cap))
+                    continue
                 fut.set_result(_tool_reply(tr))
 
         # Without tools no answer can ever be needed: skip the request reader.
@@ -489,23 +811,52 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 code, timeout=hard_s, on_output=on_output, on_tool_call=on_tool_call
             )
         )
+        control.task = run
+        session.run = control
         done = object()
         run.add_done_callback(lambda _: events.put_nowait(done))  # type: ignore[arg-type]
+        result: pb.ExecuteResult | None = None
         try:
             while (item := await events.get()) is not done:
                 yield item
-            result = await self._outcome(session, run, hard_s)
+            result = await self._outcome(session, run, hard_s, control)
         finally:
             if reader is not None:
                 reader.cancel()
-            if not run.done():
-                run.cancel()
+            if result is None:
+                # The client left before the result (cancelled Execute, deadline, closed
+                # stream, or the generator was closed): interrupt the snippet, wait the
+                # grace for its result, keep the session. Shielded: a second cancel
+                # must not leave the runner half-way.
+                await asyncio.shield(control.stop())
+                if not run.done():
+                    run.cancel()
+                result = await self._outcome(session, run, hard_s, control)
+                await self._snippet_done(session, code, control, result, t0)
+                log.info("client left mid-snippet; interrupted", extra={"session_id": session.id})
+            session.run = None
+        await self._snippet_done(session, code, control, result, t0)
+        yield pb.ExecuteResponse(result=result)
+
+    async def _snippet_done(
+        self,
+        session: Session,
+        code: str,
+        control: lifecycle.RunControl,
+        result: pb.ExecuteResult,
+        t0: float,
+    ) -> None:
+        """Count, record in the history (for fork/recover), end a lost session, log."""
         self.snippets_executed += 1
         verdict_name = pb.Verdict.Name(result.verdict).removeprefix("VERDICT_")
         self.metrics.verdicts.inc(verdict=verdict_name)
         self.metrics.execute_latency.observe(time.perf_counter() - t0)
         if result.session_lost:
-            await self.end_session(session, f"lost: {verdict_name}")
+            await self.end_session(session, f"lost: {verdict_name}", recoverable=True)
+        elif result.verdict != pb.VERDICT_SYNTAX_ERROR:  # a syntax error changed nothing
+            session.history.append(
+                lifecycle.execute_entry(code, control.tool_log, verdict_name, result.stdout)
+            )
         # Every snippet at DEBUG; at INFO only the ones that did not simply run.
         level = logging.DEBUG if result.verdict in _QUIET_VERDICTS else logging.INFO
         log.log(
@@ -513,10 +864,13 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             "snippet done",
             extra={"session_id": session.id, "verdict": verdict_name, "lost": result.session_lost},
         )
-        yield pb.ExecuteResponse(result=result)
 
     async def _outcome(
-        self, session: Session, run: asyncio.Task[dict[str, Any]], hard_s: float
+        self,
+        session: Session,
+        run: asyncio.Task[dict[str, Any]],
+        hard_s: float,
+        control: lifecycle.RunControl,
     ) -> pb.ExecuteResult:
         """The ExecuteResult for a finished driver call, or a lost-session verdict."""
         from executor.sandbox import driver
@@ -525,6 +879,16 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             frame = run.result()
             return convert.execute_result(frame)
         except driver.SandboxRequestError as exc:
+            if control.interrupted:
+                # A runner that refuses the interrupt frame cannot stop the snippet
+                # and its channel is out of step: the container goes, the session
+                # can be recovered.
+                await self._kill(session)
+                return convert.lost_result(
+                    pb.VERDICT_SANDBOX_LOST,
+                    f"the runner cannot interrupt ({str(exc)[:200]}); the container was "
+                    "killed; recover() continues the session from its last checkpoint",
+                )
             # The runner refused the execute frame but keeps serving: not the snippet's fault.
             return pb.ExecuteResult(
                 verdict=pb.VERDICT_INTERNAL,
@@ -539,6 +903,13 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             )
         except (driver.SandboxError, convert.BadFrame) as exc:
             await self._kill(session)
+            if control.killed:
+                return convert.lost_result(
+                    pb.VERDICT_SANDBOX_LOST,
+                    f"the snippet did not stop within {control.grace_s:g} s of the interrupt "
+                    "(hard_timeout_grace_ms); the container was killed; recover() continues "
+                    "the session from its last checkpoint",
+                )
             info = await asyncio.to_thread(_inspect_exit, session.sandbox)
             if info.get("oom_killed"):
                 return convert.lost_result(
@@ -588,6 +959,12 @@ def _inspect_exit(sandbox: Any) -> dict[str, Any]:
         return info if isinstance(info, dict) else {}
     except Exception:  # the container may already be removed
         return {}
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    from executor.sandbox import driver
+
+    return isinstance(exc, driver.SandboxTimeout)
 
 
 def _is_refusal(exc: BaseException) -> bool:

@@ -6,6 +6,12 @@ reported exactly like a missing one (NOT_FOUND), so ids do not leak across
 callers either. Each session has one lock: the container channel carries one
 request at a time, so a second snippet (or any sandbox call) while one runs is
 refused at once rather than queued.
+
+A session whose container is lost is kept aside (`mark_lost`) with its
+history and checkpoints until its idle timeout, so its owner can `recover()`
+it into a new container; every other call on it tells the owner so (ABORTED)
+and tells anyone else NOT_FOUND. `detached` is the client's business (it
+decides what its close() closes); the daemon only reports it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from executor.daemon.errors import LimitTooHigh, SessionBusy, SessionNotFound
+from executor.daemon.errors import (
+    LimitTooHigh,
+    SessionBusy,
+    SessionNeedsRecovery,
+    SessionNotFound,
+)
+from executor.daemon.lifecycle import MAX_LOST_SESSIONS, Checkpoint, History, RunControl
 from proto.limits import LIMIT_FIELDS, SessionLimits
 
 # Limits the container is created with: a session asking for other values
@@ -59,6 +71,13 @@ class Session:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     lost: bool = False
     has_tools: bool = False  # no tools: Execute needs no reader for tool answers
+    # --- sessions that survive (executor/daemon/lifecycle.py) ---
+    init: dict[str, Any] = field(default_factory=dict)  # the init frame's fields, for replay
+    history: History = field(default_factory=History)
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
+    run: RunControl | None = None  # the running snippet, while one runs
+    lost_detail: str = ""
+    recovering: bool = False
 
     def touch(self) -> None:
         self.last_used = time.monotonic()
@@ -84,6 +103,7 @@ class SessionRegistry:
 
     def __init__(self) -> None:
         self._sessions: dict[str, Session] = {}
+        self._lost: dict[str, Session] = {}  # recoverable by their owner until idle expiry
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -94,8 +114,48 @@ class SessionRegistry:
     def get(self, session_id: str, caller: str) -> Session:
         session = self._sessions.get(session_id)
         if session is None or session.owner != caller or session.lost:
+            lost = self._lost.get(session_id)
+            if lost is not None and lost.owner == caller:
+                raise SessionNeedsRecovery(lost.lost_detail or "the container died")
             raise SessionNotFound(session_id)
         return session
+
+    # -- lost sessions, kept for recover() ----------------------------------
+
+    def mark_lost(self, session: Session, detail: str) -> None:
+        """Keep a session whose container is gone, for its owner to recover."""
+        session.lost = True
+        session.lost_detail = detail[:300]
+        session.run = None
+        session.touch()  # its idle timeout counts from the loss
+        self._lost[session.id] = session
+        while len(self._lost) > MAX_LOST_SESSIONS:  # bounded memory, whatever callers do
+            self._lost.pop(next(iter(self._lost)))
+
+    def get_lost(self, session_id: str, caller: str) -> Session:
+        session = self._lost.get(session_id)
+        if session is None or session.owner != caller:
+            raise SessionNotFound(session_id)
+        return session
+
+    def revive(self, session: Session) -> None:
+        """A recovered session: active again under the same id."""
+        self._lost.pop(session.id, None)
+        session.lost = False
+        session.lost_detail = ""
+        session.touch()
+        self._sessions[session.id] = session
+
+    def forget_lost(self, session_id: str, caller: str) -> bool:
+        """Close a lost session (its owner's CloseSession): True when there was one."""
+        session = self._lost.get(session_id)
+        if session is None or session.owner != caller:
+            return False
+        del self._lost[session_id]
+        return True
+
+    def lost_count(self) -> int:
+        return len(self._lost)
 
     def pop(self, session_id: str) -> Session | None:
         return self._sessions.pop(session_id, None)
@@ -105,6 +165,10 @@ class SessionRegistry:
 
     def expired(self, now: float | None = None) -> list[tuple[Session, str]]:
         now = time.monotonic() if now is None else now
+        for sid, lost in list(self._lost.items()):
+            # Nothing to destroy: the container is already gone; forget the history.
+            if lost.expiry(now) and not lost.recovering:
+                del self._lost[sid]
         out = []
         for s in self._sessions.values():
             reason = s.expiry(now)

@@ -149,7 +149,10 @@ def test_hard_timeout_kills_the_container(stub, daemon, docker_client):
     assert "killed" in r.error.message
     with pytest.raises(grpc.RpcError) as err:
         execute(stub, session_id, "1")
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    # The owner learns the container is gone and how to continue (issue #11).
+    assert err.value.code() == grpc.StatusCode.ABORTED
+    assert "recover()" in err.value.details()
+    stub.CloseSession(pb.CloseSessionRequest(session_id=session_id))
 
 
 def test_memory_limit(stub, sid):

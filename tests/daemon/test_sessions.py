@@ -121,6 +121,9 @@ def test_container_killed_from_outside(stub, daemon, docker_client):
 
     r = execute(stub, session_id, "print('up')\nwhile True:\n    pass", on_response=kill).result
     assert r.verdict == pb.VERDICT_SANDBOX_LOST and r.session_lost
+    # Kept for its owner's recover() (issue #11): ABORTED says so.
+    assert code_of(lambda: execute(stub, session_id, "1")) == grpc.StatusCode.ABORTED
+    stub.CloseSession(pb.CloseSessionRequest(session_id=session_id))
     assert code_of(lambda: execute(stub, session_id, "1")) == grpc.StatusCode.NOT_FOUND
     # The daemon keeps serving.
     other = open_session(stub)
@@ -136,7 +139,8 @@ def test_idle_container_killed_from_outside(stub, daemon, docker_client):
         code_of(lambda: stub.GetVariables(pb.GetVariablesRequest(session_id=session_id)))
         == grpc.StatusCode.ABORTED
     )
-    assert code_of(lambda: execute(stub, session_id, "1")) == grpc.StatusCode.NOT_FOUND
+    assert code_of(lambda: execute(stub, session_id, "1")) == grpc.StatusCode.ABORTED
+    stub.CloseSession(pb.CloseSessionRequest(session_id=session_id))
 
 
 def test_close_is_idempotent_for_the_owner(stub):

@@ -103,9 +103,17 @@ def test_custom_container_limits_get_a_dedicated_container(stub, daemon, docker_
         stub.CloseSession(pb.CloseSessionRequest(session_id=session_id))
 
 
-def test_client_cancel_ends_the_session(stub, daemon, docker_client):
+def test_client_cancel_interrupts_and_never_forgets_the_session(stub, daemon, docker_client):
+    """Issue #11: a cancelled Execute interrupts the snippet; the session is never NOT_FOUND.
+
+    With a runner that honours `interrupt` the session keeps its state; one that
+    does not is killed after the grace, and the session waits for recover().
+    """
+    from tests.daemon.survival import RUNNER_INTERRUPTS
+
     session_id = open_session(stub)
     container_id = daemon.daemon.sessions.get(session_id, "anonymous").sandbox.container_id
+    execute(stub, session_id, "kept = 41")
     req = pb.ExecuteRequest(
         start=pb.ExecuteStart(session_id=session_id, code="print('x')\nwhile True:\n    pass")
     )
@@ -116,13 +124,18 @@ def test_client_cancel_ends_the_session(stub, daemon, docker_client):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            stub.GetVariables(pb.GetVariablesRequest(session_id=session_id))
+            got = stub.GetVariables(pb.GetVariablesRequest(session_id=session_id, names=["kept"]))
+            assert RUNNER_INTERRUPTS and got.variables[0].json == "41"
+            break
         except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
+            assert exc.code() != grpc.StatusCode.NOT_FOUND, exc.details()
+            if exc.code() == grpc.StatusCode.ABORTED:
+                assert not RUNNER_INTERRUPTS and "recover()" in exc.details()
                 break
         time.sleep(0.1)
     else:
-        pytest.fail("the session survived its client's cancellation")
+        pytest.fail("the session stayed busy after its client's cancellation")
+    stub.CloseSession(pb.CloseSessionRequest(session_id=session_id))
     ids = [c["Id"] for c in docker_client.api.containers(all=True)]
     deadline = time.monotonic() + 30
     while container_id in ids and time.monotonic() < deadline:
