@@ -76,6 +76,7 @@ LIMIT_MINIMUMS: dict[str, int] = {
     # the daemon's init timeout.
     "cpu_millis": 100,
     "tool_timeout_ms": 100,
+    "max_checkpoints": 1,  # 0 asks for the default; a session always may hold one
 }
 assert set(LIMIT_MINIMUMS) == set(LIMIT_FIELDS), "every limit declares its minimum"
 
