@@ -27,6 +27,9 @@ class SessionLimits:
     code_bytes: int = 256 << 10  # snippet size
     cpu_millis: int = 1000  # CPU share, thousandths of a CPU
     tool_timeout_ms: int = 30_000  # wait for a client's tool answer
+    # Total tool time per snippet not charged to its wall clock, milliseconds; past it
+    # the snippet ends in TIMEOUT and the session is lost (daemon side, not sent to the runner).
+    tool_time_budget_ms: int = 600_000
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
