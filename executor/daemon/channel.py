@@ -116,27 +116,29 @@ class AsyncSandbox:
 
     async def _next_event(self, timeout: float | None = None) -> Event:
         """The next event; reads until one is complete or the deadline passes."""
-        channel = self.channel
-        loop = asyncio.get_running_loop()
-        until = None if timeout is None else loop.time() + timeout
+        channel, since = self.channel, self.channel.now()
         while (event := channel.next_event()) is None:
-            left = channel.time_left() if until is None else until - loop.time()
-            if left <= 0:
-                raise channel.timed_out(timeout)
-            sock = self.sandbox.sock
-            sock.settimeout(0)
-            try:
-                try:
-                    data = sock.recv(READ_CHUNK)
-                except BlockingIOError:
-                    async with asyncio.timeout(None if math.isinf(left) else left):
-                        data = await loop.sock_recv(sock, READ_CHUNK)
-            except TimeoutError:
-                continue
-            except OSError as exc:
-                raise channel.fail(broken_error(exc)) from None
-            channel.receive_data(data)
+            if (data := await self._recv(channel.wait_left(timeout, since))) is not None:
+                channel.receive_data(data)
         return event
+
+    async def _recv(self, wait: float) -> bytes | None:
+        """One read of at most `wait` seconds, through the loop when nothing is ready yet."""
+        sock = self.sandbox.sock
+        sock.settimeout(0)
+        try:
+            return sock.recv(READ_CHUNK)  # often ready at once: no loop round trip
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise self.channel.fail(broken_error(exc)) from None
+        try:
+            async with asyncio.timeout(None if math.isinf(wait) else wait):
+                return await asyncio.get_running_loop().sock_recv(sock, READ_CHUNK)
+        except TimeoutError:
+            return None
+        except OSError as exc:
+            raise self.channel.fail(broken_error(exc)) from None
 
     async def send_async(self, frame: dict[str, Any]) -> None:
         """Write one frame as it is (no turn-taking)."""

@@ -268,22 +268,23 @@ class Sandbox:
 
         The deadline is the core's (request, execute, ready) unless `timeout` is given.
         """
-        channel = self.channel
-        until = None if timeout is None else time.monotonic() + timeout
+        channel, since = self.channel, self.channel.now()
         while (event := channel.next_event()) is None:
-            left = channel.time_left() if until is None else until - time.monotonic()
-            if left <= 0:
-                raise channel.timed_out(timeout)
-            sock = self.sock
-            try:
-                sock.settimeout(min(left, 3600.0))
-                data = sock.recv(READ_CHUNK)
-            except TimeoutError:
-                continue
-            except OSError as exc:
-                raise channel.fail(broken_error(exc)) from None
-            channel.receive_data(data)
+            data = self._recv(channel.wait_left(timeout, since))
+            if data is not None:
+                channel.receive_data(data)
         return event
+
+    def _recv(self, wait: float) -> bytes | None:
+        """One read of at most `wait` seconds; None when nothing came."""
+        sock = self.sock
+        try:
+            sock.settimeout(min(wait, 3600.0))
+            return sock.recv(READ_CHUNK)
+        except TimeoutError:
+            return None
+        except OSError as exc:
+            raise self.channel.fail(broken_error(exc)) from None
 
     def send(self, frame: dict[str, Any]) -> None:
         """Write one frame as it is (no turn-taking): `shutdown`, tests' raw frames."""

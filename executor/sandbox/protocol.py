@@ -383,6 +383,20 @@ class ChannelProtocol:
             return math.inf
         return self._deadline - self._clock()
 
+    def wait_left(self, timeout: float | None = None, since: float = 0.0) -> float:
+        """Seconds a transport may wait for bytes now; raises the timeout when none are left.
+
+        The deadline is the one in flight, or `timeout` seconds after `since`
+        (from `now()`) for a transport's own wait.
+        """
+        left = self.time_left() if timeout is None else since + timeout - self._clock()
+        if left <= 0:
+            raise self.timed_out(timeout)
+        return left
+
+    def now(self) -> float:
+        return self._clock()
+
     @property
     def tool_time_left(self) -> float:
         """Seconds of the running snippet's tool-time budget not used yet."""

@@ -10,7 +10,6 @@ no container behind.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -44,17 +43,6 @@ RESULT = {"type": "result", "verdict": "OK", "stdout": "", "value": None,
           "truncated": False,
           "usage": {"wall_ms": 1, "cpu_ms": 1, "peak_memory_bytes": 1, "output_bytes": 0}}
 """
-
-
-@pytest.fixture
-def factory(
-    docker_client: Any, sandbox_image: str, test_instance_id: str
-) -> Iterator[SandboxFactory]:
-    f = SandboxFactory(docker_client, sandbox_image, test_instance_id)
-    yield f
-    f.cleanup()
-    for case in f.cases:
-        assert f.containers_of(case) == [], "a container was left behind"
 
 
 def _cmd(body: str) -> list[str]:

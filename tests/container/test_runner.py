@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,6 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_S = 10.0  # hard timeout beyond the soft one, generous for a loaded machine
-
-
-@pytest.fixture
-def factory(
-    docker_client: Any, sandbox_image: str, test_instance_id: str
-) -> Iterator[SandboxFactory]:
-    f = SandboxFactory(docker_client, sandbox_image, test_instance_id)
-    yield f
-    f.cleanup()
 
 
 def _session(factory: SandboxFactory, limits: SessionLimits | None = None, **init: Any) -> Sandbox:
