@@ -113,33 +113,28 @@ def json_ok(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def _value(raw: Any, *, where: str) -> Value | None:
-    if raw is None:
-        return None
-    d = _dict(raw, where=where)
+def _value_parts(d: dict[str, Any], *, where: str) -> tuple[str, str, Any, bool]:
     has_json = _bool(d, "has_json", where=where, default=False)
     data = d.get("json") if has_json else None
     if has_json and not json_ok(data):
         has_json, data = False, None  # the repr still tells the story
-    return Value(
-        type=_str(d, "type", MAX_NAME, where=where),
-        repr=_str(d, "repr", MAX_REPR, where=where),
-        json=data,
-        has_json=has_json,
+    return (
+        _str(d, "type", MAX_NAME, where=where),
+        _str(d, "repr", MAX_REPR, where=where),
+        data,
+        has_json,
     )
+
+
+def _value(raw: Any, *, where: str) -> Value | None:
+    if raw is None:
+        return None
+    return Value(*_value_parts(_dict(raw, where=where), where=where))
 
 
 def _variable(raw: Any, *, where: str) -> Variable:
     d = _dict(raw, where=where)
-    v = _value(d, where=where)
-    assert v is not None
-    return Variable(
-        name=_str(d, "name", MAX_NAME, where=where),
-        type=v.type,
-        repr=v.repr,
-        json=v.json,
-        has_json=v.has_json,
-    )
+    return Variable(_str(d, "name", MAX_NAME, where=where), *_value_parts(d, where=where))
 
 
 def _state(raw: Any, *, where: str) -> tuple[Variable, ...]:
