@@ -84,7 +84,6 @@ class Sandbox:
         self._sock_io: Any = None  # keeps docker-py's response object alive
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
-        self._destroyed = False
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -153,7 +152,6 @@ class Sandbox:
 
     def destroy(self) -> None:
         """Close the channel and force-remove the container. Idempotent, never raises."""
-        self._destroyed = True
         self.channel.fail(SandboxGone("the sandbox was destroyed"))
         self._close_socket()
         try:
