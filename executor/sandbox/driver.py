@@ -120,10 +120,11 @@ class Sandbox:
             ) from exc
         sb = cls(client, container.id, name, all_labels, max_frame=max_frame, raw=raw)
         try:
-            sb._sock_io = client.api.attach_socket(
-                container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            sb.attach(
+                client.api.attach_socket(
+                    container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+                )
             )
-            sb._sock = getattr(sb._sock_io, "_sock", sb._sock_io)
             container.start()
             sb.started_at = time.time()
             if command is not None:
@@ -142,6 +143,14 @@ class Sandbox:
                 raise SandboxError(f"could not start sandbox container {name}: {exc}") from exc
             raise
         return sb
+
+    def attach(self, stream: Any) -> None:
+        """Use `stream` (the engine's attach socket, or docker-py's wrapper of it) as the channel.
+
+        Tests attach one end of a socket pair to play a runner without Docker.
+        """
+        self._sock_io = stream
+        self._sock = getattr(stream, "_sock", stream)
 
     def kill(self) -> None:
         """SIGKILL the container (idempotent; a container already gone is fine)."""
