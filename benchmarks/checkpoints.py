@@ -125,7 +125,7 @@ def run(rounds: int = 200, baseline_rounds: int = 5, runtime: str | None = None)
             samples = []
             drops = []
             for i in range(rounds + 5):
-                assert sb.execute(STEP, timeout=60)["verdict"] == "OK"  # an agent's step
+                assert sb.execute(STEP, timeout=60).result.verdict == "OK"  # an agent's step
                 t0 = time.perf_counter()
                 cp = request(sb, {"type": "checkpoint"}).checkpoint_id
                 took = time.perf_counter() - t0
@@ -139,17 +139,17 @@ def run(rounds: int = 200, baseline_rounds: int = 5, runtime: str | None = None)
             results["drop_checkpoint"] = _stats(drops)
 
             # 2. rollback after a step that changed the state
-            steps_at_checkpoint = sb.execute("agent.steps", timeout=60)["value"]["json"]
+            steps_at_checkpoint = sb.execute("agent.steps", timeout=60).result.value.json
             cp = request(sb, {"type": "checkpoint"}).checkpoint_id
             samples = []
             for i in range(rounds + 5):
-                assert sb.execute(STEP, timeout=60)["verdict"] == "OK"
+                assert sb.execute(STEP, timeout=60).result.verdict == "OK"
                 t0 = time.perf_counter()
                 request(sb, {"type": "rollback", "checkpoint_id": cp})
                 took = time.perf_counter() - t0
                 if i >= 5:
                     samples.append(took)
-            steps = sb.execute("agent.steps", timeout=60)["value"]["json"]
+            steps = sb.execute("agent.steps", timeout=60).result.value.json
             assert steps == steps_at_checkpoint, f"rollback did not undo the steps ({steps})"
             results["rollback"] = _stats(samples)
             request(sb, {"type": "drop_checkpoint", "checkpoint_id": cp})

@@ -10,10 +10,8 @@ container, so every entry is type- and size-checked before it becomes a proto.
 from __future__ import annotations
 
 import posixpath
-from typing import Any
 
-from executor.daemon.errors import InvalidArgument, SandboxCallFailed
-from proto import executor_pb2 as pb
+from executor.daemon.errors import InvalidArgument
 
 WORKSPACE = "/workspace"  # where snippets see the session's files
 MAX_PATH_CHARS = 1024
@@ -43,32 +41,3 @@ def workspace_path(path: str, *, allow_root: bool = False) -> str:
             "(e.g. 'data.csv'), or list the workspace with ListFiles (session.files())"
         )
     return norm
-
-
-def file_entries(raw: Any) -> list[pb.FileEntry]:
-    """The runner's `files` answer as FileEntry protos; SandboxCallFailed on anything odd."""
-    if not isinstance(raw, list) or len(raw) > MAX_ENTRIES:
-        raise SandboxCallFailed("the runner sent a malformed file listing")
-    out = []
-    for item in raw:
-        if not isinstance(item, dict):
-            raise SandboxCallFailed("the runner sent a malformed file listing entry")
-        path, size, is_dir, mtime = (item.get(k) for k in ("path", "size", "is_dir", "mtime_ms"))
-        if (
-            not isinstance(path, str)
-            or not 0 < len(path) <= MAX_PATH_CHARS
-            or not isinstance(is_dir, bool)
-            or isinstance(size, bool)
-            or not isinstance(size, int)
-            or not 0 <= size < 1 << 63
-            or isinstance(mtime, bool)
-            or not isinstance(mtime, int)
-            or not -(1 << 62) < mtime < 1 << 62
-        ):
-            raise SandboxCallFailed("the runner sent a malformed file listing entry")
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            raise SandboxCallFailed("the runner sent a file name that is not UTF-8") from None
-        out.append(pb.FileEntry(path=path, size=size, is_dir=is_dir, mtime_ms=mtime))
-    return out

@@ -55,6 +55,7 @@ from executor.daemon.errors import (
     InvalidArgument,
     SandboxCallFailed,
 )
+from executor.sandbox.events import ToolCall
 from proto import executor_pb2 as pb
 from proto.limits import SessionLimits
 
@@ -212,9 +213,9 @@ def find_checkpoint(checkpoints: dict[str, Checkpoint], checkpoint_id: str) -> C
     return cp
 
 
-def runner_checkpoint_id(answer: dict[str, Any]) -> str:
+def runner_checkpoint_id(answer: Any) -> str:
     """The runner's checkpoint id from its answer (hostile input: checked)."""
-    rid = answer.get("checkpoint_id")
+    rid = getattr(answer, "checkpoint_id", None)
     if not isinstance(rid, str) or not 0 < len(rid) <= MAX_RUNNER_ID:
         raise SandboxCallFailed("the runner answered checkpoint without a valid checkpoint_id")
     return rid
@@ -451,9 +452,9 @@ async def _replay_snippet(
     used = 0
     diverged = False
 
-    async def on_tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    async def on_tool_call(call: ToolCall) -> dict[str, Any]:
         nonlocal used, diverged
-        name = call["name"]
+        name = call.name
         if used < len(recorded) and recorded[used][0] == name:
             used += 1
             return dict(recorded[used - 1][1])
@@ -470,7 +471,7 @@ async def _replay_snippet(
     frame = await sandbox.execute_async(
         entry.code, timeout=hard_s, on_output=lambda _text: None, on_tool_call=on_tool_call
     )
-    verdict = str(frame.get("verdict", ""))
+    verdict = str(frame.result.verdict)
     if diverged or used != len(recorded):
         report.warn(
             index,
@@ -485,7 +486,7 @@ async def _replay_snippet(
             f"snippet {index} ended {verdict} when replayed, {entry.verdict} originally "
             "(non-deterministic code: time, randomness without a seed, ids)",
         )
-    elif output_digest(str(frame.get("stdout") or "")) != entry.output_digest:
+    elif output_digest(frame.result.stdout) != entry.output_digest:
         report.warn(
             index,
             "output",

@@ -400,7 +400,12 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         async with session.claim():
             session.touch()
             answer = await self._call(session, {"type": "list_files", "path": path}, "files")
-        return pb.ListFilesResponse(entries=files.file_entries(answer.get("entries")))
+        return pb.ListFilesResponse(
+            entries=[
+                pb.FileEntry(path=e.path, size=e.size, is_dir=e.is_dir, mtime_ms=e.mtime_ms)
+                for e in answer.entries
+            ]
+        )
 
     @_rpc
     async def RemoveFile(

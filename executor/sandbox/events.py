@@ -32,6 +32,8 @@ MAX_SOURCE_LINE = 4096
 MAX_ID = 256  # a request, call or checkpoint id
 MAX_STATE_ITEMS = 10_000  # variables in one state or vars frame
 MAX_CHECKPOINTS = 10_000  # entries in one checkpoints frame
+MAX_FILE_ENTRIES = 10_000  # entries in one files frame (a directory listing)
+MAX_PATH = 1024  # characters of a workspace path
 MAX_JSON_DEPTH = 100  # nesting of JSON data (what protobuf's JSON text can carry back)
 MAX_UINT = (1 << 63) - 1  # usage counters
 MAX_LINE = (1 << 31) - 1
@@ -273,6 +275,23 @@ class Checkpoints:
 
 
 @dataclass(frozen=True, slots=True)
+class FileEntry:
+    path: str  # relative to the workspace, "/"-separated, valid UTF-8
+    size: int  # bytes (0 for a directory)
+    is_dir: bool
+    mtime_ms: int  # milliseconds since the Unix epoch
+
+
+@dataclass(frozen=True, slots=True)
+class Files:
+    """The answer to `list_files`: one directory's entries."""
+
+    frame_type: ClassVar[str] = "files"
+    id: str
+    entries: tuple[FileEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Error:
     """The runner refused a request (it keeps serving)."""
 
@@ -281,7 +300,7 @@ class Error:
     message: str
 
 
-Answer = Ack | Pong | Vars | File | Checkpoint | Checkpoints
+Answer = Ack | Pong | Vars | File | Checkpoint | Checkpoints | Files
 ANSWER_TYPES = (Ack, Pong, Vars, File, Checkpoint, Checkpoints)
 Event = Ready | Output | ToolCall | ExecuteResult | Answer | Error
 
@@ -406,6 +425,21 @@ def checkpoints(frame: dict[str, Any]) -> Checkpoints:
     return Checkpoints(id=_str(frame, "id", MAX_ID, where="checkpoints"), items=tuple(parsed))
 
 
+def files(frame: dict[str, Any]) -> Files:
+    items = _list(frame.get("entries"), MAX_FILE_ENTRIES, where="files.entries")
+    parsed = []
+    for i, raw in enumerate(items):
+        where = f"files.entries[{i}]"
+        d = _dict(raw, where=where)
+        path = d.get("path")
+        if not isinstance(path, str) or not 0 < len(path) <= MAX_PATH or not _utf8(path):
+            raise FrameSchemaError(f"{where}.path must be 1..{MAX_PATH} characters of UTF-8")
+        size = _int(d.get("size"), where=f"{where}.size", minimum=0)
+        mtime = _int(d.get("mtime_ms"), where=f"{where}.mtime_ms", minimum=-(1 << 62))
+        parsed.append(FileEntry(path, size, _bool(d, "is_dir", where=where), mtime))
+    return Files(id=_str(frame, "id", MAX_ID, where="files"), entries=tuple(parsed))
+
+
 def error(frame: dict[str, Any]) -> Error:
     message = frame.get("message", "request failed")
     return Error(
@@ -421,4 +455,5 @@ ANSWER_PARSERS: dict[str, Callable[[dict[str, Any]], Answer]] = {
     "file": file,
     "checkpoint": checkpoint,
     "checkpoints": checkpoints,
+    "files": files,
 }

@@ -72,6 +72,9 @@ ANSWERS = {
     "rollback": "ack",
     "drop_checkpoint": "ack",
     "list_checkpoints": "checkpoints",
+    "list_files": "files",
+    "remove_file": "ack",
+    "make_dir": "ack",
 }
 
 

@@ -109,10 +109,10 @@ def test_rollback_restores_the_whole_interpreter_state(factory: SandboxFactory) 
         assert _run(sb, "new").error.type == "NameError"
         assert sb.read_file("notes.txt") == b"v1"
         _value(sb, "acc.total = 50")
-    listing = sb.request({"type": "list_checkpoints"}, 10).checkpoints
+    listing = sb.request({"type": "list_checkpoints"}, 10).items
     assert [c.checkpoint_id for c in listing] == [cp]
     assert sb.request({"type": "drop_checkpoint", "checkpoint_id": cp}, 10).frame_type == "ack"
-    assert list(sb.request({"type": "list_checkpoints"}, 10).checkpoints) == []
+    assert list(sb.request({"type": "list_checkpoints"}, 10).items) == []
     with pytest.raises(SandboxRequestError, match="unknown checkpoint"):
         sb.request({"type": "rollback", "checkpoint_id": cp}, 10)
     assert _value(sb, "acc.total") == 50

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from executor.daemon.errors import InvalidArgument, SandboxCallFailed
-from executor.daemon.files import file_entries, workspace_path
+from executor.daemon.errors import InvalidArgument
+from executor.daemon.files import workspace_path
 from executor.daemon.imports import IMAGE_MODULES, check_imports
 from executor.interpreter.files import make_workspace_helpers
 from executor.runner.workspace import Workspace, WorkspaceError
+from executor.sandbox import events
+from executor.sandbox.errors import FrameSchemaError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,6 +57,11 @@ def test_paths_leaving_the_workspace_are_refused(bad: str, message: str) -> None
         workspace_path(bad, allow_root=True)
 
 
+def file_entries(entries: object) -> tuple[events.FileEntry, ...]:
+    """The channel's one schema check of a `files` answer."""
+    return events.files({"type": "files", "id": "q1", "entries": entries}).entries
+
+
 def test_listing_entries_from_the_runner_are_checked() -> None:
     good = {"path": "a", "size": 1, "is_dir": False, "mtime_ms": 5}
     assert [e.path for e in file_entries([good])] == ["a"]
@@ -70,7 +77,7 @@ def test_listing_entries_from_the_runner_are_checked() -> None:
         [{**good, "mtime_ms": 1.5}],
         [["a", 1]],
     ):
-        with pytest.raises(SandboxCallFailed, match="malformed file listing"):
+        with pytest.raises(FrameSchemaError):
             file_entries(bad)
 
 
@@ -201,5 +208,5 @@ def test_names_that_are_not_utf8_are_left_out_of_listings(ws: Workspace) -> None
     ws.write("ok", b"1")
     assert [e["path"] for e in ws.list_dir(".")] == ["ok"]
     entry = {"path": "caf\udce9", "size": 0, "is_dir": False, "mtime_ms": 0}
-    with pytest.raises(SandboxCallFailed, match="not UTF-8"):
+    with pytest.raises(FrameSchemaError, match="UTF-8"):
         file_entries([entry])
