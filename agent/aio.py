@@ -22,7 +22,13 @@ import grpc.aio
 
 from agent import wire
 from agent.client import DEFAULT_TIMEOUT_S, OPEN_TIMEOUT_S
-from agent.errors import CorralError, ProtocolError, SessionClosed, from_rpc_error
+from agent.errors import (
+    CorralError,
+    ProtocolError,
+    SessionClosed,
+    SessionLost,
+    from_rpc_error,
+)
 from agent.results import Result, Variable, variable_from_proto
 from agent.tools import FunctionTool, Tool
 from proto import executor_pb2, executor_pb2_grpc
@@ -166,6 +172,13 @@ class AsyncSession:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def _call(self, method: str, request: Any) -> Any:
+        try:
+            return await self.client._call(method, request)
+        except SessionLost:
+            self.lost = True  # the daemon says the container is gone
+            raise
+
     def _check_open(self) -> None:
         if self.closed:
             raise SessionClosed(f"session {self.id} is closed; open a new one")
@@ -213,7 +226,9 @@ class AsyncSession:
             finished = True
         except grpc.RpcError as exc:
             finished = True
-            raise from_rpc_error(exc) from exc
+            err = from_rpc_error(exc)
+            self.lost = self.lost or isinstance(err, SessionLost)
+            raise err from exc
         finally:
             if not finished:
                 call.cancel()
@@ -225,7 +240,7 @@ class AsyncSession:
 
     async def set_variables(self, variables: Mapping[str, Any]) -> None:
         self._check_open()
-        await self.client._call(
+        await self._call(
             "SetVariables",
             executor_pb2.SetVariablesRequest(
                 session_id=self.id, variables_json=wire.variables_json(variables) or "{}"
@@ -236,36 +251,44 @@ class AsyncSession:
         self._check_open()
         if isinstance(names, str):
             names = [names]
-        response = await self.client._call(
+        response = await self._call(
             "GetVariables",
             executor_pb2.GetVariablesRequest(session_id=self.id, names=list(names or ())),
         )
         return {v.name: variable_from_proto(v) for v in response.variables}
 
     async def upload(self, path: str, data: bytes | str) -> int:
+        """Write a file under /workspace (streamed in chunks); returns its size in bytes."""
         self._check_open()
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        response = await self.client._call(
-            "UploadFile",
-            executor_pb2.UploadFileRequest(session_id=self.id, path=path, data=payload),
+        response = await self._call(
+            "UploadFileStream", iter(list(wire.file_chunks(self.id, path, payload)))
         )
         return int(response.size)
 
     async def download(self, path: str) -> bytes:
+        """Read a file from /workspace (streamed in chunks)."""
         self._check_open()
-        response = await self.client._call(
-            "DownloadFile", executor_pb2.DownloadFileRequest(session_id=self.id, path=path)
+        request = executor_pb2.DownloadFileRequest(session_id=self.id, path=path)
+        call = self.client._stub.DownloadFileStream(
+            request, metadata=self.client._metadata, timeout=self.client.timeout
         )
-        return bytes(response.data)
+        parts = []
+        try:
+            async for chunk in call:
+                parts.append(chunk.data)
+        except grpc.RpcError as exc:
+            err = from_rpc_error(exc)
+            self.lost = self.lost or isinstance(err, SessionLost)
+            raise err from exc
+        return b"".join(parts)
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         try:
-            await self.client._call(
-                "CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id)
-            )
+            await self._call("CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id))
         except CorralError:
             if not self.lost:
                 raise

@@ -24,6 +24,7 @@ from agent.errors import (
     CorralError,
     ProtocolError,
     SessionClosed,
+    SessionLost,
     Unavailable,
     from_rpc_error,
 )
@@ -149,6 +150,13 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return self.client._call(method, request)
+        except SessionLost:
+            self.lost = True  # the daemon says the container is gone
+            raise
+
     def _check_open(self) -> None:
         if self.closed:
             raise SessionClosed(f"session {self.id} is closed; open a new one")
@@ -207,7 +215,9 @@ class Session:
             finished = True
         except grpc.RpcError as exc:
             finished = True
-            raise from_rpc_error(exc) from exc
+            err = from_rpc_error(exc)
+            self.lost = self.lost or isinstance(err, SessionLost)
+            raise err from exc
         finally:
             requests.put(None)
             if not finished:
@@ -223,7 +233,7 @@ class Session:
     def set_variables(self, variables: Mapping[str, Any]) -> None:
         """Bind JSON-safe values to names in the session's state."""
         self._check_open()
-        self.client._call(
+        self._call(
             "SetVariables",
             executor_pb2.SetVariablesRequest(
                 session_id=self.id, variables_json=wire.variables_json(variables) or "{}"
@@ -235,29 +245,35 @@ class Session:
         self._check_open()
         if isinstance(names, str):
             names = [names]
-        response = self.client._call(
+        response = self._call(
             "GetVariables",
             executor_pb2.GetVariablesRequest(session_id=self.id, names=list(names or ())),
         )
         return {v.name: variable_from_proto(v) for v in response.variables}
 
     def upload(self, path: str, data: bytes | str) -> int:
-        """Write a file under /workspace; returns its size in bytes."""
+        """Write a file under /workspace (streamed in chunks); returns its size in bytes."""
         self._check_open()
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        response = self.client._call(
-            "UploadFile",
-            executor_pb2.UploadFileRequest(session_id=self.id, path=path, data=payload),
-        )
+        chunks = wire.file_chunks(self.id, path, payload)
+        response = self._call("UploadFileStream", chunks)
         return int(response.size)
 
     def download(self, path: str) -> bytes:
-        """Read a file from /workspace."""
+        """Read a file from /workspace (streamed in chunks)."""
         self._check_open()
-        response = self.client._call(
-            "DownloadFile", executor_pb2.DownloadFileRequest(session_id=self.id, path=path)
-        )
-        return bytes(response.data)
+        request = executor_pb2.DownloadFileRequest(session_id=self.id, path=path)
+        try:
+            return b"".join(
+                chunk.data
+                for chunk in self.client._stub.DownloadFileStream(
+                    request, metadata=self.client._metadata, timeout=self.client.timeout
+                )
+            )
+        except grpc.RpcError as exc:
+            err = from_rpc_error(exc)
+            self.lost = self.lost or isinstance(err, SessionLost)
+            raise err from exc
 
     def close(self) -> None:
         """Destroy the session's container. Safe to call twice."""
@@ -265,7 +281,7 @@ class Session:
             return
         self.closed = True
         try:
-            self.client._call("CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id))
+            self._call("CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id))
         except CorralError:
             if not self.lost:
                 raise

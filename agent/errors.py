@@ -63,6 +63,18 @@ class FailedPrecondition(CorralError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class SessionLost(CorralError):
+    """The daemon says the session's container is gone (ABORTED); the session is over."""
+
+    code = grpc.StatusCode.ABORTED
+    hint = "the session's sandbox was lost; open a new session"
+
+
+class Unimplemented(CorralError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+    hint = "the daemon does not know this call; upgrade the daemon or use a matching client"
+
+
 class DeadlineExceeded(CorralError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     hint = "the call took longer than its timeout; raise timeout= or the session's limits"
@@ -106,6 +118,8 @@ _BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {
         ResourceExhausted,
         InvalidArgument,
         FailedPrecondition,
+        SessionLost,
+        Unimplemented,
         DeadlineExceeded,
         Cancelled,
         Internal,

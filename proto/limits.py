@@ -53,3 +53,43 @@ class SessionLimits:
 
 
 LIMIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SessionLimits))
+
+# The least a session can run with, per field, in the field's unit. A request
+# below these is refused (INVALID_ARGUMENT naming the minimum) before any
+# container is created: below them the runner cannot even start (memory: a
+# Python process with the interpreter loaded; pids: tini, the runner and its
+# helper threads; cpu: the runner would not get ready within its start timeout).
+MINIMUM_LIMITS = SessionLimits(
+    wall_time_ms=10,
+    cpu_time_ms=10,
+    memory_bytes=64 * MiB,
+    pids=16,
+    output_bytes=1 << 10,
+    workspace_bytes=1 * MiB,
+    idle_timeout_s=1,
+    lifetime_s=1,
+    code_bytes=1 << 10,
+    cpu_millis=100,
+    tool_timeout_ms=10,
+)
+
+# tmpfs pages are charged to the container's memory cgroup: a full workspace
+# must leave the runner this much of memory_bytes, or filling it would get the
+# container OOM-killed instead of failing the write with "no space left".
+WORKSPACE_MEMORY_HEADROOM = 48 * MiB
+
+
+def limit_unit(name: str) -> str:
+    """The unit of a limit field, for messages ("ms", "bytes", ...)."""
+    if name == "pids":
+        return "processes"
+    if name == "cpu_millis":
+        return "thousandths of a CPU"
+    for suffix, unit in (("_ms", "ms"), ("_bytes", "bytes"), ("_s", "s")):
+        if name.endswith(suffix):
+            return unit
+    return ""
+
+
+# Data bytes per FileChunk of UploadFileStream / DownloadFileStream.
+FILE_CHUNK_BYTES = 1 * MiB

@@ -36,6 +36,18 @@ class LimitTooHigh(InvalidArgument):
         self.maximum = maximum
 
 
+class LimitTooLow(InvalidArgument):
+    """A requested limit is below the least a session can run with."""
+
+    def __init__(self, field: str, requested: int, minimum: int, unit: str) -> None:
+        super().__init__(
+            f"limits.{field}={requested} is below the minimum of {minimum} {unit} a session "
+            f"needs to start; ask for at least {minimum} (or 0 for the default)"
+        )
+        self.field = field
+        self.minimum = minimum
+
+
 class TooLarge(InvalidArgument):
     """A payload (code, file, variables) is larger than the configured cap."""
 
@@ -91,12 +103,17 @@ class ShuttingDown(DaemonError):
 
 
 class SandboxUnavailable(DaemonError):
-    """A container could not be started or its channel failed outside a snippet."""
+    """No healthy container could be bound to a session (init failed on every retry).
+
+    UNAVAILABLE, not FAILED_PRECONDITION: nothing is wrong with the request, and
+    the same call may succeed a moment later once the pool has replaced them.
+    """
 
 
 _STATUS: tuple[tuple[type[DaemonError], grpc.StatusCode], ...] = (
     # Order matters: subclasses before their bases.
     (LimitTooHigh, grpc.StatusCode.INVALID_ARGUMENT),
+    (LimitTooLow, grpc.StatusCode.INVALID_ARGUMENT),
     (TooLarge, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),

@@ -1,15 +1,11 @@
-"""The `corral.v1.Executor` servicer: one method per RPC, no lifecycle.
+"""The `corral.v1.Executor` servicer: the RPC surface, one thin method per RPC.
 
-Each handler authenticates, finds the caller's session, claims its lock (one
-sandbox call at a time) and talks to the session's container through
-`channel.AsyncSandbox` on the event loop. Errors are `DaemonError`s, turned
-into gRPC statuses by `_rpc` using `errors.grpc_status` (the one mapping).
-
-Execute runs the snippet as a task that reads the container's frames; output
-chunks and tool calls go through a queue to the response stream as they
-arrive, tool answers come back from the client's request stream through one
-future per call, and the task's own deadline (wall time + grace, not counting
-time spent waiting for tools) ends in a kill and a TIMEOUT with session_lost.
+A handler validates its request (`validation`), finds the caller's session,
+claims its lock (one sandbox call at a time) and talks to the session's
+container, through `orchestration` for anything longer than one request.
+Authentication, request decoding and the mapping of `DaemonError`s to gRPC
+statuses happen around every handler in the server interceptor
+(`interceptor.Gate`); a handler only reads `current_caller()` and raises.
 """
 
 from __future__ import annotations
@@ -18,74 +14,37 @@ import asyncio
 import base64
 import binascii
 import collections
-import functools
-import json
 import logging
-import posixpath
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
-from executor.daemon import convert
-from executor.daemon.auth import Authenticator
+from executor.daemon import convert, orchestration, validation
+from executor.daemon.auth import ANONYMOUS, current_caller
 from executor.daemon.config import DaemonConfig
 from executor.daemon.errors import (
-    DaemonError,
     InvalidArgument,
     SandboxCallFailed,
     SessionLost,
     SessionNotFound,
     ShuttingDown,
     TooLarge,
-    grpc_status,
 )
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.pool import Pool
-from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
+from executor.daemon.sessions import Session, SessionRegistry, new_session_id
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
-from proto.limits import SessionLimits
+from proto.limits import FILE_CHUNK_BYTES
 
 log = logging.getLogger("corral.daemon.service")
 
-CALL_TIMEOUT_S = 10.0  # set/get vars, files, init: the runner answers these at once
-MAX_TOOLS = 256
-MAX_IMPORTS = 256
-MAX_LABELS = 64
-MAX_PATH_CHARS = 1024
-MAX_NAME_CHARS = 200
-MAX_TOOL_ERROR_CHARS = 64 << 10
 CLOSED_MEMORY = 10_000  # recently closed ids remembered, so CloseSession stays idempotent
-OPEN_ATTEMPTS = 3  # a warm container found dead at init is replaced this many times
 FIRST_REQUEST_TIMEOUT_S = 30.0  # an Execute stream must send its ExecuteStart this soon
-TOOL_MARGIN_S = 0.25  # the daemon gives up on a tool answer this much before the runner
-
-T = TypeVar("T")
+MAX_LOGGED_LABELS = 8
 _QUIET_VERDICTS = frozenset((pb.VERDICT_OK, pb.VERDICT_ERROR, pb.VERDICT_SYNTAX_ERROR))
-
-
-def _sandbox_errors() -> tuple[type[BaseException], ...]:
-    from executor.sandbox import driver
-
-    return (driver.SandboxError,)
-
-
-def _rpc(
-    fn: Callable[..., Awaitable[T]],
-) -> Callable[..., Awaitable[T]]:
-    """Unary handler wrapper: DaemonError -> its gRPC status with the message."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: ExecutorService, request: Any, context: grpc.aio.ServicerContext) -> T:
-        try:
-            return await fn(self, request, context)
-        except DaemonError as exc:
-            await context.abort(grpc_status(exc), str(exc))
-            raise  # unreachable: abort raises
-
-    return wrapper
 
 
 class ExecutorService(pb_grpc.ExecutorServicer):
@@ -102,19 +61,16 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         self.sessions = sessions
         self.metrics = metrics
         self.instance_id = instance_id
-        self.auth = Authenticator(config.tokens)
         self.accepting = True
         self.snippets_executed = 0
+        self._snippets_by_caller: collections.Counter[str] = collections.Counter()
         self._closed: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.running: set[asyncio.Task[Any]] = set()
 
     # --- helpers -------------------------------------------------------------
 
-    def _caller(self, context: grpc.aio.ServicerContext) -> str:
-        return self.auth.identify(context.invocation_metadata())
-
-    def _session(self, session_id: str, context: grpc.aio.ServicerContext) -> Session:
-        return self.sessions.get(session_id, self._caller(context))
+    def _session(self, session_id: str) -> Session:
+        return self.sessions.get(validation.session_id(session_id), current_caller())
 
     async def end_session(self, session: Session, reason: str) -> None:
         """Forget the session and destroy its container (idempotent)."""
@@ -124,90 +80,64 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         if session.lock.locked():
             # A snippet is running: killing first ends its pending read with EOF
             # before the socket is closed under it.
-            await self._kill(session)
+            await orchestration.kill(session.sandbox)
         self._closed[session.id] = session.owner
         while len(self._closed) > CLOSED_MEMORY:
             self._closed.popitem(last=False)
         self.pool.release(session.sandbox)
         log.info("session ended", extra={"session_id": session.id, "reason": reason})
 
-    async def _kill(self, session: Session) -> None:
-        """Kill the container now (hard timeout): unblocks a driver thread stuck reading."""
-        try:
-            await asyncio.to_thread(session.sandbox.kill)
-        except Exception as exc:  # a container already gone is fine
-            log.debug("kill failed", extra={"session_id": session.id, "error": str(exc)})
+    async def _lose(self, session: Session, reason: str, detail: str) -> SessionLost:
+        await orchestration.kill(session.sandbox)
+        await self.end_session(session, reason)
+        return SessionLost(detail[:300])
 
     async def _call(self, session: Session, frame: dict[str, Any], want: str) -> dict[str, Any]:
         """One request/answer on the session's channel; runner refusals -> SandboxCallFailed."""
         from executor.sandbox import driver
 
         try:
-            answer = await session.sandbox.request_async(frame, CALL_TIMEOUT_S)
+            answer = await session.sandbox.request_async(frame, orchestration.CALL_TIMEOUT_S)
         except driver.SandboxRequestError as exc:
             raise SandboxCallFailed(f"the sandbox refused {frame['type']}: {exc}") from exc
         except driver.SandboxError as exc:
-            await self._kill(session)
-            await self.end_session(session, "lost")
-            raise SessionLost(str(exc)[:300]) from exc
+            raise await self._lose(session, "lost", str(exc)) from exc
         if answer.get("type") != want:
-            await self._kill(session)
-            await self.end_session(session, "protocol")
-            raise SessionLost(
-                f"the runner answered {str(answer.get('type'))[:40]!r} instead of {want!r}"
+            got = str(answer.get("type"))[:40]
+            raise await self._lose(
+                session, "protocol", f"the runner answered {got!r} instead of {want!r}"
             )
         return answer
 
     # --- sessions ------------------------------------------------------------
 
-    @_rpc
     async def OpenSession(
         self, request: pb.OpenSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.OpenSessionResponse:
-        caller = self._caller(context)
+        caller = current_caller()
         if not self.accepting:
             raise ShuttingDown("the daemon is shutting down; open the session on another daemon")
         t0 = time.perf_counter()
-        limits = resolve_limits(
-            convert.limits_to_dict(request.limits),
-            self.config.default_limits,
-            self.config.max_limits,
+        plan = validation.open_session(request, self.config)
+        sandbox = await orchestration.bind_container(
+            self.pool,
+            plan,
+            open_wait_s=self.config.open_wait_s,
+            on_failure=self.metrics.containers_failed.inc,
         )
-        init = _init_args(request, limits)
-        labels = dict(request.labels)
-        if len(labels) > MAX_LABELS:
-            raise InvalidArgument(f"at most {MAX_LABELS} labels per session")
-        for attempt in range(OPEN_ATTEMPTS):
-            sandbox = await self.pool.acquire(limits, self.config.open_wait_s)
-            try:
-                await sandbox.init_async(**init, timeout=CALL_TIMEOUT_S)
-                break
-            except BaseException as exc:
-                if not isinstance(exc, _sandbox_errors()):
-                    self.pool.release(sandbox)  # cancelled or a bug: never leak the container
-                    raise
-                await self.pool.destroy(sandbox)
-                if _is_refusal(exc):
-                    raise InvalidArgument(f"the sandbox refused the session setup: {exc}") from exc
-                self.metrics.containers_failed.inc()
-                log.warning(
-                    "container failed at session init; retrying",
-                    extra={"attempt": attempt + 1, "error": str(exc)[:200]},
-                )
-        else:
-            raise SandboxCallFailed("containers keep failing at session init; see the daemon log")
         session = Session(
             id=new_session_id(),
             owner=caller,
             sandbox=sandbox,
-            limits=limits,
-            labels=labels,
-            has_tools=bool(init["tools"]),
+            limits=plan.limits,
+            labels=plan.labels,
+            has_tools=plan.has_tools,
         )
         self.sessions.add(session)
         elapsed = time.perf_counter() - t0
         self.metrics.open_latency.observe(elapsed)
         self.metrics.sessions_opened.inc()
+        shown = list(plan.labels.items())[:MAX_LOGGED_LABELS]
         log.info(
             "session opened",
             extra={
@@ -215,20 +145,20 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 "caller": caller,
                 "container": getattr(sandbox, "name", ""),
                 "open_ms": round(elapsed * 1000, 2),
-                **{f"label_{k}": v for k, v in list(labels.items())[:8]},
+                **{f"label_{k}": v for k, v in shown},
             },
         )
-        return pb.OpenSessionResponse(session_id=session.id, limits=convert.limits_to_proto(limits))
+        return pb.OpenSessionResponse(
+            session_id=session.id, limits=convert.limits_to_proto(plan.limits)
+        )
 
-    @_rpc
     async def CloseSession(
         self, request: pb.CloseSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.CloseSessionResponse:
-        caller = self._caller(context)
         try:
-            session = self.sessions.get(request.session_id, caller)
+            session = self._session(request.session_id)
         except SessionNotFound:
-            if self._closed.get(request.session_id) == caller:
+            if self._closed.get(request.session_id) == current_caller():
                 return pb.CloseSessionResponse()  # already closed by its owner: idempotent
             raise
         await self.end_session(session, "closed")
@@ -236,60 +166,88 @@ class ExecutorService(pb_grpc.ExecutorServicer):
 
     # --- variables and files -------------------------------------------------
 
-    @_rpc
     async def SetVariables(
         self, request: pb.SetVariablesRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetVariablesResponse:
-        session = self._session(request.session_id, context)
-        try:
-            variables = convert.parse_json_object(request.variables_json, "variables_json")
-        except ValueError as exc:
-            raise InvalidArgument(str(exc)) from None
+        frame = validation.set_variables(request)
+        session = self._session(request.session_id)
         async with session.claim():
             session.touch()
-            await self._call(session, {"type": "set_vars", "variables": variables}, "ack")
+            await self._call(session, frame, "ack")
         return pb.SetVariablesResponse()
 
-    @_rpc
     async def GetVariables(
         self, request: pb.GetVariablesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetVariablesResponse:
-        session = self._session(request.session_id, context)
+        frame = validation.get_variables(request)
+        session = self._session(request.session_id)
         async with session.claim():
             session.touch()
-            answer = await self._call(
-                session, {"type": "get_vars", "names": list(request.names)}, "vars"
-            )
+            answer = await self._call(session, frame, "vars")
         try:
             return pb.GetVariablesResponse(variables=convert.variables(answer.get("state")))
         except convert.BadFrame as exc:
-            await self._kill(session)
-            await self.end_session(session, "protocol")
-            raise SessionLost(f"the runner sent bad variables: {exc}") from exc
+            lost = await self._lose(session, "protocol", f"the runner sent bad variables: {exc}")
+            raise lost from exc
 
-    @_rpc
     async def UploadFile(
         self, request: pb.UploadFileRequest, context: grpc.aio.ServicerContext
     ) -> pb.UploadFileResponse:
-        session = self._session(request.session_id, context)
-        path = _workspace_path(request.path)
-        size = len(request.data)
-        if size > self.config.max_file_bytes:
-            raise TooLarge("the file", size, self.config.max_file_bytes, "max_file_bytes")
-        data_b64 = base64.b64encode(request.data).decode("ascii")
-        async with session.claim():
-            session.touch()
-            await self._call(
-                session, {"type": "write_file", "path": path, "data_b64": data_b64}, "ack"
-            )
-        return pb.UploadFileResponse(size=size)
+        path = validation.workspace_path(request.path)
+        validation.file_size(len(request.data), self.config)
+        session = self._session(request.session_id)
+        return pb.UploadFileResponse(size=await self._write_file(session, path, request.data))
 
-    @_rpc
+    async def UploadFileStream(
+        self, request_iterator: AsyncIterator[pb.FileChunk], context: grpc.aio.ServicerContext
+    ) -> pb.UploadFileResponse:
+        first = await _first(request_iterator, "UploadFileStream", "a FileChunk")
+        path = validation.workspace_path(first.path)
+        session = self._session(first.session_id)  # before reading the rest of the file
+        parts, size = [first.data], len(first.data)
+        self._check_chunk(first)
+        async for chunk in request_iterator:
+            if chunk.session_id or chunk.path:
+                raise InvalidArgument("only the first FileChunk may carry session_id and path")
+            self._check_chunk(chunk)
+            size += len(chunk.data)
+            validation.file_size(size, self.config)  # stop reading as soon as it is too big
+            parts.append(chunk.data)
+        validation.file_size(size, self.config)
+        return pb.UploadFileResponse(size=await self._write_file(session, path, b"".join(parts)))
+
     async def DownloadFile(
         self, request: pb.DownloadFileRequest, context: grpc.aio.ServicerContext
     ) -> pb.DownloadFileResponse:
-        session = self._session(request.session_id, context)
-        path = _workspace_path(request.path)
+        path = validation.workspace_path(request.path)
+        session = self._session(request.session_id)
+        return pb.DownloadFileResponse(data=await self._read_file(session, path))
+
+    async def DownloadFileStream(
+        self, request: pb.DownloadFileRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.FileChunk]:
+        path = validation.workspace_path(request.path)
+        session = self._session(request.session_id)
+        data = await self._read_file(session, path)
+        view = memoryview(data)
+        for offset in range(0, max(len(data), 1), FILE_CHUNK_BYTES):
+            yield pb.FileChunk(data=bytes(view[offset : offset + FILE_CHUNK_BYTES]))
+
+    @staticmethod
+    def _check_chunk(chunk: pb.FileChunk) -> None:
+        if len(chunk.data) > FILE_CHUNK_BYTES:
+            raise InvalidArgument(
+                f"a FileChunk carries {len(chunk.data)} bytes; send at most {FILE_CHUNK_BYTES}"
+            )
+
+    async def _write_file(self, session: Session, path: str, data: bytes) -> int:
+        frame = {"type": "write_file", "path": path, "data_b64": base64.b64encode(data).decode()}
+        async with session.claim():
+            session.touch()
+            await self._call(session, frame, "ack")
+        return len(data)
+
+    async def _read_file(self, session: Session, path: str) -> bytes:
         async with session.claim():
             session.touch()
             answer = await self._call(session, {"type": "read_file", "path": path}, "file")
@@ -305,25 +263,34 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             raise SandboxCallFailed(f"the runner sent undecodable file data: {exc}") from None
         if len(data) > cap:
             raise TooLarge(f"the file {path!r}", len(data), cap, "max_file_bytes")
-        return pb.DownloadFileResponse(data=data)
+        return data
 
-    @_rpc
+    # --- stats ---------------------------------------------------------------
+
     async def GetStats(
         self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetStatsResponse:
-        self._caller(context)
-        s = self.pool.stats()
-        m = self.metrics
+        caller = current_caller()
+        if caller == ANONYMOUS or caller in self.config.admin_callers:
+            s = self.pool.stats()
+            m = self.metrics
+            return pb.GetStatsResponse(
+                warm=s.warm,
+                in_use=s.in_use,
+                starting=s.starting,
+                max_containers=s.max_containers,
+                sessions=len(self.sessions),
+                containers_created=int(m.containers_created.value()),
+                containers_destroyed=int(m.containers_destroyed.value()),
+                containers_failed=int(m.containers_failed.value()),
+                snippets_executed=self.snippets_executed,
+                instance_id=self.instance_id,
+                global_view=True,
+            )
+        own = sum(1 for s in self.sessions.all() if s.owner == caller)
         return pb.GetStatsResponse(
-            warm=s.warm,
-            in_use=s.in_use,
-            starting=s.starting,
-            max_containers=s.max_containers,
-            sessions=len(self.sessions),
-            containers_created=int(m.containers_created.value()),
-            containers_destroyed=int(m.containers_destroyed.value()),
-            containers_failed=int(m.containers_failed.value()),
-            snippets_executed=self.snippets_executed,
+            sessions=own,
+            snippets_executed=self._snippets_by_caller[caller],
             instance_id=self.instance_id,
         )
 
@@ -334,266 +301,73 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         request_iterator: AsyncIterator[pb.ExecuteRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.ExecuteResponse]:
-        try:
-            caller = self._caller(context)
-            if not self.accepting:
-                raise ShuttingDown("the daemon is shutting down; no new snippets")
-            try:
-                async with asyncio.timeout(FIRST_REQUEST_TIMEOUT_S):
-                    first = await anext(aiter(request_iterator))
-            except StopAsyncIteration:
-                raise InvalidArgument("the Execute stream ended before ExecuteStart") from None
-            except TimeoutError:
-                raise InvalidArgument(
-                    f"no ExecuteStart within {FIRST_REQUEST_TIMEOUT_S:g} s of opening Execute"
-                ) from None
-            if first.WhichOneof("kind") != "start":
-                raise InvalidArgument("the first Execute request must carry ExecuteStart")
-            start = first.start
-            code_size = len(start.code.encode("utf-8", "surrogatepass"))
-            code_cap = self.config.max_limits.code_bytes
-            if code_size > code_cap:
-                raise TooLarge("the code", code_size, code_cap, "max_code_bytes")
-            session = self.sessions.get(start.session_id, caller)
-            lock = session.claim()
-        except DaemonError as exc:
-            await context.abort(grpc_status(exc), str(exc))
-            return
-        async with lock:
+        caller = current_caller()
+        if not self.accepting:
+            raise ShuttingDown("the daemon is shutting down; no new snippets")
+        first = await _first(request_iterator, "Execute", "ExecuteStart")
+        if first.WhichOneof("kind") != "start":
+            raise InvalidArgument("the first Execute request must carry ExecuteStart")
+        code = validation.code(first.start.code, self.config)
+        session = self._session(first.start.session_id)
+        async with session.claim():
             session.touch()
             task = asyncio.current_task()
             if task is not None:
                 self.running.add(task)
             try:
-                async for response in self._run_snippet(session, start.code, request_iterator):
+                async for response in self._run(session, code, request_iterator):
                     yield response
             except asyncio.CancelledError:
                 # The client went away mid-snippet: its state is unknowable, end the session.
-                await self._kill(session)
+                await orchestration.kill(session.sandbox)
                 await self.end_session(session, "client cancelled")
                 raise
             finally:
                 if task is not None:
                     self.running.discard(task)
                 session.touch()
+        self._snippets_by_caller[caller] += 1
 
-    async def _run_snippet(
-        self,
-        session: Session,
-        code: str,
-        requests: AsyncIterator[pb.ExecuteRequest],
+    async def _run(
+        self, session: Session, code: str, requests: AsyncIterator[pb.ExecuteRequest]
     ) -> AsyncIterator[pb.ExecuteResponse]:
-        limits = session.limits
         t0 = time.perf_counter()
-        hard_s = (limits.wall_time_ms + self.config.hard_timeout_grace_ms) / 1000
-        tool_timeout_s = limits.tool_timeout_ms / 1000
-        events: asyncio.Queue[Any] = asyncio.Queue()
-        pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
-
-        def on_output(text: str) -> None:
-            events.put_nowait(pb.ExecuteResponse(output=pb.OutputChunk(text=text)))
-
-        async def on_tool_call(call: dict[str, Any]) -> dict[str, Any]:
-            # `call` passed the driver's schema check (strings, JSON-safe arguments).
-            call_id, name = call["call_id"], call["name"]
-            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            pending[call_id] = fut
-            events.put_nowait(
-                pb.ExecuteResponse(
-                    tool_call=pb.ToolCall(
-                        call_id=call_id,
-                        name=name,
-                        args_json=json.dumps(call["args"]),
-                        kwargs_json=json.dumps(call["kwargs"]),
-                    )
-                )
-            )
-            # Answer just before the runner's own tool timeout would fire, so the
-            # runner never receives an answer to a call it already gave up on.
-            wait = max(0.0, tool_timeout_s - min(TOOL_MARGIN_S, tool_timeout_s / 10))
-            try:
-                async with asyncio.timeout(wait):
-                    return await fut
-            except TimeoutError:
-                return {
-                    "ok": False,
-                    "error": {
-                        "type": "TimeoutError",
-                        "message": f"tool {name[:100]!r} got no answer from the client "
-                        f"within {limits.tool_timeout_ms} ms",
-                    },
-                }
-            finally:
-                pending.pop(call_id, None)
-
-        async def read_answers() -> None:
-            async for req in requests:
-                if req.WhichOneof("kind") != "tool_result":
-                    continue  # only tool results are meaningful after the start
-                tr = req.tool_result
-                fut = pending.get(tr.call_id)
-                if fut is None or fut.done():
-                    continue  # late or unknown answer: the call already timed out
-                fut.set_result(_tool_reply(tr))
-
-        # Without tools no answer can ever be needed: skip the request reader.
-        reader = asyncio.create_task(read_answers()) if session.has_tools else None
-        run = asyncio.create_task(
-            session.sandbox.execute_async(
-                code, timeout=hard_s, on_output=on_output, on_tool_call=on_tool_call
-            )
+        responses = orchestration.run_snippet(
+            session.sandbox,
+            code,
+            session.limits,
+            grace_ms=self.config.hard_timeout_grace_ms,
+            requests=requests if session.has_tools else None,
         )
-        done = object()
-        run.add_done_callback(lambda _: events.put_nowait(done))  # type: ignore[arg-type]
-        try:
-            while (item := await events.get()) is not done:
-                yield item
-            result = await self._outcome(session, run, hard_s)
-        finally:
-            if reader is not None:
-                reader.cancel()
-            if not run.done():
-                run.cancel()
-        self.snippets_executed += 1
-        verdict_name = pb.Verdict.Name(result.verdict).removeprefix("VERDICT_")
-        self.metrics.verdicts.inc(verdict=verdict_name)
-        self.metrics.execute_latency.observe(time.perf_counter() - t0)
-        if result.session_lost:
-            await self.end_session(session, f"lost: {verdict_name}")
-        # Every snippet at DEBUG; at INFO only the ones that did not simply run.
-        level = logging.DEBUG if result.verdict in _QUIET_VERDICTS else logging.INFO
-        log.log(
-            level,
-            "snippet done",
-            extra={"session_id": session.id, "verdict": verdict_name, "lost": result.session_lost},
-        )
-        yield pb.ExecuteResponse(result=result)
-
-    async def _outcome(
-        self, session: Session, run: asyncio.Task[dict[str, Any]], hard_s: float
-    ) -> pb.ExecuteResult:
-        """The ExecuteResult for a finished driver call, or a lost-session verdict."""
-        from executor.sandbox import driver
-
-        try:
-            frame = run.result()
-            return convert.execute_result(frame)
-        except driver.SandboxRequestError as exc:
-            # The runner refused the execute frame but keeps serving: not the snippet's fault.
-            return pb.ExecuteResult(
-                verdict=pb.VERDICT_INTERNAL,
-                error=pb.ErrorInfo(type="INTERNAL", message=f"the runner refused: {exc}"[:2000]),
+        async for response in responses:
+            if not response.HasField("result"):
+                yield response
+                continue
+            result = response.result
+            self.snippets_executed += 1
+            verdict = pb.Verdict.Name(result.verdict).removeprefix("VERDICT_")
+            self.metrics.verdicts.inc(verdict=verdict)
+            self.metrics.execute_latency.observe(time.perf_counter() - t0)
+            if result.session_lost:
+                await self.end_session(session, f"lost: {verdict}")
+            # Every snippet at DEBUG; at INFO only the ones that did not simply run.
+            level = logging.DEBUG if result.verdict in _QUIET_VERDICTS else logging.INFO
+            log.log(
+                level,
+                "snippet done",
+                extra={"session_id": session.id, "verdict": verdict, "lost": result.session_lost},
             )
-        except driver.SandboxTimeout:
-            await self._kill(session)
-            return convert.lost_result(
-                pb.VERDICT_TIMEOUT,
-                f"no answer within {hard_s:g} s (wall_time_ms + grace); the container was killed",
-                wall_ms=int(hard_s * 1000),
-            )
-        except (driver.SandboxError, convert.BadFrame) as exc:
-            await self._kill(session)
-            info = await asyncio.to_thread(_inspect_exit, session.sandbox)
-            if info.get("oom_killed"):
-                return convert.lost_result(
-                    pb.VERDICT_MEMORY_LIMIT,
-                    f"the container ran out of memory (limit {session.limits.memory_bytes} bytes) "
-                    "and was killed",
-                )
-            log.warning(
-                "container lost during a snippet",
-                extra={"session_id": session.id, "error": str(exc)[:300]},
-            )
-            return convert.lost_result(
-                pb.VERDICT_SANDBOX_LOST, f"the container died or was killed: {str(exc)[:500]}"
-            )
-        except Exception as exc:
-            log.exception("snippet failed inside the daemon", extra={"session_id": session.id})
-            await self._kill(session)
-            return convert.lost_result(pb.VERDICT_INTERNAL, f"daemon error: {exc}"[:500])
+            yield response
 
 
-def _tool_reply(tr: pb.ToolResult) -> dict[str, Any]:
-    """A client's ToolResult as the runner's tool_result body (JSON checked here)."""
-    if not tr.ok:
-        return {
-            "ok": False,
-            "error": {
-                "type": tr.error_type[:MAX_NAME_CHARS] or "Exception",
-                "message": tr.error_message[:MAX_TOOL_ERROR_CHARS],
-            },
-        }
+async def _first(requests: AsyncIterator[Any], method: str, what: str) -> Any:
+    """The first message of a client stream, within FIRST_REQUEST_TIMEOUT_S."""
     try:
-        value = json.loads(tr.value_json) if tr.value_json else None
-    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-        return {
-            "ok": False,
-            "error": {
-                "type": "ValueError",
-                "message": f"the client's tool result is not JSON: {exc}",
-            },
-        }
-    return {"ok": True, "value": value}
-
-
-def _inspect_exit(sandbox: Any) -> dict[str, Any]:
-    try:
-        info = sandbox.inspect_exit()
-        return info if isinstance(info, dict) else {}
-    except Exception:  # the container may already be removed
-        return {}
-
-
-def _is_refusal(exc: BaseException) -> bool:
-    """True when the runner answered init with an error (bad input), not a dead channel."""
-    from executor.sandbox import driver
-
-    return isinstance(exc, driver.SandboxRequestError)
-
-
-def _workspace_path(path: str) -> str:
-    """A clean path relative to /workspace, or InvalidArgument saying what is wrong."""
-    if not path or len(path) > MAX_PATH_CHARS or "\x00" in path:
-        raise InvalidArgument(f"path must be 1..{MAX_PATH_CHARS} characters without NUL")
-    if path.startswith("/"):
-        raise InvalidArgument(f"path {path[:100]!r} is absolute; give it relative to /workspace")
-    norm = posixpath.normpath(path)
-    if norm == "." or norm.startswith("..") or ".." in path.split("/"):
-        raise InvalidArgument(f"path {path[:100]!r} leaves /workspace; '..' is not allowed")
-    return norm
-
-
-def _init_args(request: pb.OpenSessionRequest, limits: SessionLimits) -> dict[str, Any]:
-    """The init frame's fields, validated (the runner re-checks them)."""
-    if len(request.authorized_imports) > MAX_IMPORTS:
-        raise InvalidArgument(f"at most {MAX_IMPORTS} authorized_imports")
-    if len(request.tools) > MAX_TOOLS:
-        raise InvalidArgument(f"at most {MAX_TOOLS} tools per session")
-    tools = []
-    for t in request.tools:
-        if not t.name.isidentifier() or t.name.startswith("_"):
-            raise InvalidArgument(
-                f"tool name {t.name[:60]!r} must be a Python identifier not starting with '_'"
-            )
-        try:
-            inputs = convert.parse_json_object(t.inputs_json, f"tools[{t.name}].inputs_json")
-        except ValueError as exc:
-            raise InvalidArgument(str(exc)) from None
-        tools.append(
-            {
-                "name": t.name,
-                "description": t.description,
-                "inputs": inputs,
-                "output_type": t.output_type or "any",
-            }
-        )
-    try:
-        variables = convert.parse_json_object(request.variables_json, "variables_json")
-    except ValueError as exc:
-        raise InvalidArgument(str(exc)) from None
-    return {
-        "authorized_imports": list(request.authorized_imports),
-        "tools": tools,
-        "variables": variables,
-        "limits": limits.runner_limits(),
-    }
+        async with asyncio.timeout(FIRST_REQUEST_TIMEOUT_S):
+            return await anext(aiter(requests))
+    except StopAsyncIteration:
+        raise InvalidArgument(f"the {method} stream ended before {what}") from None
+    except TimeoutError:
+        raise InvalidArgument(
+            f"no {what} within {FIRST_REQUEST_TIMEOUT_S:g} s of opening {method}"
+        ) from None
