@@ -325,7 +325,15 @@ class Pool:
                         break
                     sandbox = self._warm.popleft()
                     self._starting += 1  # counted while out of the deque
-                alive = await asyncio.to_thread(_quiet_ping, sandbox)
+                try:
+                    alive = await asyncio.to_thread(_quiet_ping, sandbox)
+                except asyncio.CancelledError:
+                    # close() cancelled the check while the container was out of the
+                    # deque: destroy it here, or it would be neither warm nor destroyed.
+                    self._starting -= 1
+                    self._destroying += 1
+                    self._spawn(self._destroy_counted(sandbox))
+                    raise
                 async with self._cond:
                     self._starting -= 1
                     if alive and not self._closed:

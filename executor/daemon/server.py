@@ -46,6 +46,7 @@ from proto.limits import MiB, SessionLimits
 
 log = logging.getLogger("corral.daemon")
 
+STREAM_WINDOW_BYTES = 256 << 10  # per-stream HTTP/2 receive window
 SWITCH_INTERVAL_S = 0.0005  # seconds; CPython's default is 0.005
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Executor"].full_name
 
@@ -63,6 +64,11 @@ def server_options(cfg: DaemonConfig) -> list[tuple[str, Any]]:
         ("grpc.max_send_message_length", max(cfg.max_message_bytes, DEFAULT_MAX_FRAME + MiB)),
         ("grpc.max_concurrent_streams", cfg.max_streams_per_connection),
         ("grpc.so_reuseport", 0),
+        # No BDP probing: it grows a stream's flow-control window to many MiB, which is
+        # what a peer can make the daemon buffer per stream without any read by a
+        # handler. A fixed window of STREAM_WINDOW_BYTES keeps that bounded.
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
     ]
 
 
