@@ -285,7 +285,7 @@ def test_minimum_limits_are_valid_and_within_the_default_maxima():
 
 
 def test_a_workspace_that_does_not_fit_in_memory_is_refused():
-    with pytest.raises(InvalidArgument, match="workspace_bytes=.* does not fit"):
+    with pytest.raises(InvalidArgument, match=r"workspace_bytes=.* does not fit"):
         validation.limits(pb.Limits(memory_bytes=128 * MiB, workspace_bytes=512 * MiB), CONFIG)
     ok = validation.limits(pb.Limits(memory_bytes=512 * MiB, workspace_bytes=256 * MiB), CONFIG)
     assert ok.workspace_bytes == 256 * MiB
