@@ -56,21 +56,23 @@ LIMIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SessionLimits))
 
 # The least a session can run with, per field, in the field's unit. A request
 # below these is refused (INVALID_ARGUMENT naming the minimum) before any
-# container is created: below them the runner cannot even start (memory: a
-# Python process with the interpreter loaded; pids: tini, the runner and its
-# helper threads; cpu: the runner would not get ready within its start timeout).
+# container is created. Only the container's own resources have real floors:
+# below them the runner cannot start (memory: a Python process with the
+# interpreter loaded; pids: tini, the runner and its helper threads; cpu: the
+# runner would not get ready within its start timeout; workspace: the tmpfs is
+# never made smaller). Any positive value of the others works.
 MINIMUM_LIMITS = SessionLimits(
-    wall_time_ms=10,
-    cpu_time_ms=10,
+    wall_time_ms=1,
+    cpu_time_ms=1,
     memory_bytes=64 * MiB,
     pids=16,
-    output_bytes=1 << 10,
+    output_bytes=1,
     workspace_bytes=1 * MiB,
     idle_timeout_s=1,
     lifetime_s=1,
-    code_bytes=1 << 10,
+    code_bytes=1,
     cpu_millis=100,
-    tool_timeout_ms=10,
+    tool_timeout_ms=1,
 )
 
 # tmpfs pages are charged to the container's memory cgroup: a full workspace

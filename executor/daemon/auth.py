@@ -46,10 +46,6 @@ class Authenticator:
     def __init__(self, tokens: Mapping[str, str]) -> None:
         self._tokens = [(name, secret.encode()) for name, secret in tokens.items()]
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._tokens)
-
     def identify(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
         """The caller's name, or Unauthenticated with a hint on how to fix the call."""
         if not self._tokens:

@@ -1,7 +1,9 @@
 """The daemon's exception tree and its one mapping to gRPC status codes.
 
 Every error a caller can see is a `DaemonError` subclass; `grpc_status()` is
-the only place that decides which status code each class becomes. Messages
+the only place that decides which status code each class becomes, and the
+server interceptor (`interceptor.Gate`) is the only place that applies it.
+Every status listed here has a client class in `agent.errors`. Messages
 say what to change (which field, which maximum, which config key) because the
 reader is usually a developer looking at an agent's log.
 """

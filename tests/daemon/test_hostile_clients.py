@@ -193,3 +193,20 @@ def test_files_larger_than_a_chunk_round_trip_through_the_client(guarded):
         assert s.upload("big/data.bin", data) == len(data)
         assert s.download("big/data.bin") == data
         assert s.run("len(open('big/data.bin', 'rb').read())").value.json == len(data)
+
+
+def test_a_session_at_the_minimum_limits_runs(stub):
+    from proto.limits import MINIMUM_LIMITS
+
+    limits = {
+        "memory_bytes": MINIMUM_LIMITS.memory_bytes,
+        "pids": MINIMUM_LIMITS.pids,
+        "cpu_millis": MINIMUM_LIMITS.cpu_millis,
+        "workspace_bytes": MINIMUM_LIMITS.workspace_bytes,
+    }
+    session = open_session(stub, metadata=ALICE, limits=limits)
+    try:
+        run = execute(stub, session, "import json\nsum(range(10))", metadata=ALICE)
+        assert json.loads(run.result.value.json) == 45, run.result
+    finally:
+        stub.CloseSession(pb.CloseSessionRequest(session_id=session), metadata=ALICE, timeout=30)

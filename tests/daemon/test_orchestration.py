@@ -270,7 +270,8 @@ def test_variables_that_grow_when_re_encoded_are_refused_up_front():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("memory_bytes", 1), ("cpu_millis", 1), ("pids", 1), ("wall_time_ms", 1)]
+    ("field", "value"),
+    [("memory_bytes", 1), ("cpu_millis", 1), ("pids", 1), ("workspace_bytes", 9)],
 )
 def test_impossible_limits_name_the_minimum(field, value):
     with pytest.raises(LimitTooLow) as err:
