@@ -560,10 +560,4 @@ def _is_local_listen(listen: str) -> bool:
     """True for unix sockets and loopback addresses (what needs no token)."""
     if listen.startswith("unix:"):
         return True
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return _is_loopback_host(listen.rsplit(":", 1)[0])

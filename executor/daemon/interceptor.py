@@ -94,67 +94,50 @@ def _decoder(deserialize: Callable[[bytes], Any] | None, method: str) -> Callabl
     return decode
 
 
+_HANDLER_FACTORIES = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
 def _wrap(handler: grpc.RpcMethodHandler, caller: str, method: str) -> grpc.RpcMethodHandler:
+    """The same kind of handler, decoding its requests and mapping its errors."""
     decode = _decoder(handler.request_deserializer, method)
-    serialize = handler.response_serializer
+    streaming_in, streaming_out = handler.request_streaming, handler.response_streaming
+    behavior = {
+        (False, False): handler.unary_unary,
+        (False, True): handler.unary_stream,
+        (True, False): handler.stream_unary,
+        (True, True): handler.stream_stream,
+    }[(streaming_in, streaming_out)]
 
     async def decoded(requests: AsyncIterator[bytes]) -> AsyncIterator[Any]:
         async for raw in requests:
             yield decode(raw)
 
-    if not handler.request_streaming and not handler.response_streaming:
-        behavior = handler.unary_unary
+    def requests(arg: Any) -> Any:
+        return decoded(arg) if streaming_in else decode(arg)
 
-        async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-            bind_caller(caller)
-            try:
-                return await behavior(decode(raw), context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await _fail(context, exc, method)
-
-        return grpc.unary_unary_rpc_method_handler(unary_unary, None, serialize)
-
-    if not handler.request_streaming:
-        stream_behavior = handler.unary_stream
-
-        async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            bind_caller(caller)
-            try:
-                async for response in stream_behavior(decode(raw), context):
-                    yield response
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await _fail(context, exc, method)
-
-        return grpc.unary_stream_rpc_method_handler(unary_stream, None, serialize)
-
-    if not handler.response_streaming:
-        upload_behavior = handler.stream_unary
-
-        async def stream_unary(requests: AsyncIterator[bytes], context: Any) -> Any:
-            bind_caller(caller)
-            try:
-                return await upload_behavior(decoded(requests), context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await _fail(context, exc, method)
-
-        return grpc.stream_unary_rpc_method_handler(stream_unary, None, serialize)
-
-    bidi_behavior = handler.stream_stream
-
-    async def stream_stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[Any]:
+    async def unary(arg: Any, context: grpc.aio.ServicerContext) -> Any:
         bind_caller(caller)
         try:
-            async for response in bidi_behavior(decoded(requests), context):
+            return await behavior(requests(arg), context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _fail(context, exc, method)
+
+    async def streaming(arg: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        bind_caller(caller)
+        try:
+            async for response in behavior(requests(arg), context):
                 yield response
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
             await _fail(context, exc, method)
 
-    return grpc.stream_stream_rpc_method_handler(stream_stream, None, serialize)
+    factory = _HANDLER_FACTORIES[(streaming_in, streaming_out)]
+    return factory(streaming if streaming_out else unary, None, handler.response_serializer)

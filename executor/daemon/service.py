@@ -289,6 +289,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             )
         own = sum(1 for s in self.sessions.all() if s.owner == caller)
         return pb.GetStatsResponse(
+            max_containers=self.pool.stats().max_containers,  # capacity, not activity
             sessions=own,
             snippets_executed=self._snippets_by_caller[caller],
             instance_id=self.instance_id,
