@@ -82,7 +82,7 @@ class Doc:
     metavar: str = ""
 
 
-def key(default: Any = None, help: str = "", unit: str = "", **kw: Any) -> Any:
+def setting(default: Any = None, help: str = "", unit: str = "", **kw: Any) -> Any:
     """A DaemonConfig field with its documentation (the one table of keys).
 
     `factory=` for mutable defaults; `type=` and `metavar=` override what
@@ -91,7 +91,7 @@ def key(default: Any = None, help: str = "", unit: str = "", **kw: Any) -> Any:
     doc = Doc(help, unit, kw.pop("type", ""), kw.pop("metavar", ""))
     factory = kw.pop("factory", None)
     if kw:
-        raise TypeError(f"unknown key() options: {sorted(kw)}")
+        raise TypeError(f"unknown setting() options: {sorted(kw)}")
     if factory is not None:
         return field(default_factory=factory, metadata={"doc": doc})
     return field(default=default, metadata={"doc": doc})
@@ -102,75 +102,75 @@ class DaemonConfig:
     """Everything `corrald serve` can be told: one documented field per key.
 
     This class is the table behind `--help`, the environment variables and
-    the TOML keys; add a key by adding a field with `key(...)`.
+    the TOML keys; add a key by adding a field with `setting(...)`.
     """
 
     # --- network and access ---
-    listen: str = key(
+    listen: str = setting(
         "127.0.0.1:50051",
         "address the gRPC API listens on: HOST:PORT (IPv4, [IPv6]) or unix:/path; "
         "port 0 picks a free port (see ready_file). Beyond loopback it needs tokens and TLS",
         metavar="ADDR",
     )
-    tokens: Mapping[str, str] = key(
+    tokens: Mapping[str, str] = setting(
         help="bearer tokens: caller name -> secret (at least 16 characters each); sessions "
         "belong to the caller whose token opened them. None = no auth, loopback only",
         type="NAME=SECRET, repeatable",
         factory=dict,
     )
-    admin_callers: tuple[str, ...] = key(
+    admin_callers: tuple[str, ...] = setting(
         (),
         "callers (token names) whose GetStats shows the daemon-wide pool and container "
         "counters; every other caller sees only its own sessions and snippets",
         type="comma-separated names",
     )
-    tls_cert: str = key(
+    tls_cert: str = setting(
         "", "TLS certificate chain, PEM file; TLS is on when cert and key are set", metavar="PATH"
     )
-    tls_key: str = key("", "TLS private key, PEM file", metavar="PATH")
-    allow_insecure_remote: bool = key(
+    tls_key: str = setting("", "TLS private key, PEM file", metavar="PATH")
+    allow_insecure_remote: bool = setting(
         False,
         "UNSAFE: allow listen or metrics_address beyond loopback without TLS (tokens and "
         "metrics then cross the network in clear); only behind a TLS-terminating proxy "
         "on a trusted network",
     )
-    max_concurrent_rpcs: int = key(
+    max_concurrent_rpcs: int = setting(
         256,
         "calls handled at once, all connections together; more get RESOURCE_EXHAUSTED",
         "calls",
     )
-    max_streams_per_connection: int = key(
+    max_streams_per_connection: int = setting(
         64, "HTTP/2 streams (calls) one connection may have open at once", "streams"
     )
-    max_message_bytes: int = key(
+    max_message_bytes: int = setting(
         4 * MiB,
         "largest gRPC message received or sent (files travel in 1 MiB chunks and are "
         "bounded by max_file_bytes instead); bounds code, variables and results",
         "bytes",
     )
-    max_file_bytes: int = key(8 * MiB, "largest file uploaded or downloaded", "bytes")
+    max_file_bytes: int = setting(8 * MiB, "largest file uploaded or downloaded", "bytes")
     # --- sandbox image and pool ---
-    image: str = key(
+    image: str = setting(
         "", "sandbox image tag; empty = build or reuse the image of this version", metavar="TAG"
     )
-    instance_id: str = key(
+    instance_id: str = setting(
         "", "label put on this daemon's containers; empty = random per start", metavar="ID"
     )
-    pool_warm: int = key(4, "containers kept started and ready for new sessions", "containers")
-    pool_max: int = key(16, "containers in total: warm + starting + in use", "containers")
-    refill_concurrency: int = key(2, "containers started at the same time", "containers")
-    open_wait_s: float = key(
+    pool_warm: int = setting(4, "containers kept started and ready for new sessions", "containers")
+    pool_max: int = setting(16, "containers in total: warm + starting + in use", "containers")
+    refill_concurrency: int = setting(2, "containers started at the same time", "containers")
+    open_wait_s: float = setting(
         10.0, "how long OpenSession waits for a container before RESOURCE_EXHAUSTED", "seconds"
     )
-    min_available_memory_bytes: int = key(
+    min_available_memory_bytes: int = setting(
         256 * MiB,
         "no new container is started while host available memory is below this",
         "bytes",
     )
-    health_check_interval_s: float = key(
+    health_check_interval_s: float = setting(
         15.0, "idle warm containers are pinged this often", "seconds"
     )
-    container_ready_timeout_s: float = key(
+    container_ready_timeout_s: float = setting(
         30.0,
         "container start until the runner answers; slower starts count as failed",
         "seconds",
@@ -178,33 +178,33 @@ class DaemonConfig:
     # --- limits (see default_* / max_* below) ---
     default_limits: SessionLimits = field(default_factory=SessionLimits)
     max_limits: SessionLimits = DEFAULT_MAX_LIMITS
-    hard_timeout_grace_ms: int = key(
+    hard_timeout_grace_ms: int = setting(
         2000,
         "after a snippet's wall_time_ms plus this without an answer, its container is "
         "killed (TIMEOUT, session lost)",
         "ms",
     )
     # --- operations ---
-    metrics_address: str = key(
+    metrics_address: str = setting(
         "127.0.0.1:9464",
         "Prometheus text endpoint HOST:PORT; 0 = off. Loopback only unless allow_insecure_remote",
         metavar="ADDR",
     )
-    ready_file: str = key(
+    ready_file: str = setting(
         "",
         "once serving, write a JSON file here with the bound address, port, metrics port, "
         "instance id and pid (for launchers using port 0); removed on shutdown",
         metavar="PATH",
     )
-    shutdown_drain_s: float = key(
+    shutdown_drain_s: float = setting(
         10.0, "on SIGTERM, running snippets may finish for this long", "seconds"
     )
-    session_reap_interval_s: float = key(
+    session_reap_interval_s: float = setting(
         1.0, "how often idle and lifetime expiry of sessions is checked", "seconds"
     )
-    log_level: str = key("INFO", "DEBUG, INFO, WARNING or ERROR", metavar="LEVEL")
-    log_format: str = key("keyvalue", "log line format: keyvalue or json", metavar="FORMAT")
-    self_check: bool = key(
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR", metavar="LEVEL")
+    log_format: str = setting("keyvalue", "log line format: keyvalue or json", metavar="FORMAT")
+    self_check: bool = setting(
         True,
         "`serve` first runs the doctor's container confinement check and refuses to "
         "serve if it fails",
