@@ -150,7 +150,7 @@ class ExecutorServicer:
 
     def UploadFileStream(self, request_iterator, context):
         """Upload a file in chunks. The first FileChunk carries session_id and path,
-        every chunk at most 1 MiB of data; the whole file at most the server's
+        every chunk at most 256 KiB of data; the whole file at most the server's
         file cap (max_file_bytes, default 8 MiB). Prefer it to UploadFile, whose
         single message is bounded by the server's message cap.
         """
@@ -159,7 +159,7 @@ class ExecutorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DownloadFileStream(self, request, context):
-        """Download a file as FileChunks of at most 1 MiB, in order.
+        """Download a file as FileChunks of at most 256 KiB, in order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

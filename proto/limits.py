@@ -93,5 +93,6 @@ def limit_unit(name: str) -> str:
     return ""
 
 
-# Data bytes per FileChunk of UploadFileStream / DownloadFileStream.
-FILE_CHUNK_BYTES = 1 * MiB
+# Data bytes per FileChunk of UploadFileStream / DownloadFileStream: small, so
+# that what one stream can make the daemon buffer before it is checked is small.
+FILE_CHUNK_BYTES = 256 << 10

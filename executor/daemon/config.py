@@ -9,7 +9,13 @@ defaults a session gets and the maximums a client may ask for; their keys are
 `default_<field>` / `max_<field>` (TOML: `[default_limits]` and `[max_limits]`
 tables); `max_code_bytes` is also the daemon's hard cap on a snippet's size.
 Tokens map a caller name to a bearer secret (TOML: `[tokens]`; env and flags:
-`NAME=SECRET`, comma-separated in env; a bare `SECRET` is named "default"). No tokens means auth is off and every caller is "anonymous".
+`NAME=SECRET`, comma-separated in env; a bare `SECRET` is named "default").
+No tokens means auth is off and every caller is "anonymous".
+
+Every key is declared once, as a `setting(...)` field of `DaemonConfig` that
+carries its meaning, unit and type (limit keys: `LIMIT_HELP` and the unit in
+their name); `corrald serve --help`, the environment variables and the TOML
+keys are all generated from that table (`help_line`).
 """
 
 from __future__ import annotations
@@ -144,7 +150,7 @@ class DaemonConfig:
     )
     max_message_bytes: int = setting(
         4 * MiB,
-        "largest gRPC message received or sent (files travel in 1 MiB chunks and are "
+        "largest gRPC message received or sent (files travel in 256 KiB chunks and are "
         "bounded by max_file_bytes instead); bounds code, variables and results",
         "bytes",
     )
