@@ -30,6 +30,7 @@ from agent.errors import (
     CorralWarning,
     ProtocolError,
     SessionClosed,
+    SessionLost,
     from_rpc_error,
 )
 from agent.results import FileInfo, Result, Variable, variable_from_proto
@@ -239,6 +240,13 @@ class AsyncSession:
         if not self.detached:
             await self.close()
 
+    async def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return await self.client._call(method, request, timeout)
+        except SessionLost:
+            self.lost = True  # the daemon says the container is gone
+            raise
+
     def _check_open(self) -> None:
         self.client.check_open()
         if self.closed:
@@ -302,7 +310,9 @@ class AsyncSession:
             finished = True
         except grpc.RpcError as exc:
             finished = True
-            raise from_rpc_error(exc) from exc
+            err = from_rpc_error(exc)
+            self.lost = self.lost or isinstance(err, SessionLost)
+            raise err from exc
         finally:
             if timer is not None:
                 timer.cancel()
@@ -428,7 +438,7 @@ class AsyncSession:
         self._check_open()
         text = wire.variables_json(variables) or "{}"
         wire.check_variables(text, self.caps)
-        await self.client._call(
+        await self._call(
             "SetVariables",
             executor_pb2.SetVariablesRequest(session_id=self.id, variables_json=text),
         )
@@ -438,31 +448,37 @@ class AsyncSession:
         if isinstance(names, str):
             names = [names]
         names = [wire.check_text(n, "a variable name") for n in names or ()]
-        response = await self.client._call(
+        response = await self._call(
             "GetVariables",
             executor_pb2.GetVariablesRequest(session_id=self.id, names=list(names or ())),
         )
         return {v.name: variable_from_proto(v) for v in response.variables}
 
     async def upload(self, path: str | os.PathLike[str], data: bytes | str) -> int:
+        """Write a file in the workspace ("x" or "/workspace/x"), streamed in chunks."""
         self._check_open()
         payload = wire.file_data(data)
         wire.check_file(payload, self.caps)
-        response = await self.client._call(
-            "UploadFile",
-            executor_pb2.UploadFileRequest(
-                session_id=self.id, path=wire.file_path(path), data=payload
-            ),
-        )
+        chunks = list(wire.file_chunks(self.id, wire.file_path(path), payload))
+        response = await self._call("UploadFileStream", iter(chunks))
         return int(response.size)
 
     async def download(self, path: str | os.PathLike[str]) -> bytes:
+        """Read a file from the workspace ("x" or "/workspace/x"), streamed in chunks."""
         self._check_open()
-        response = await self.client._call(
-            "DownloadFile",
-            executor_pb2.DownloadFileRequest(session_id=self.id, path=wire.file_path(path)),
+        request = executor_pb2.DownloadFileRequest(session_id=self.id, path=wire.file_path(path))
+        call = self.client._stub.DownloadFileStream(
+            request, metadata=self.client._metadata, timeout=self.client.timeout
         )
-        return bytes(response.data)
+        parts = []
+        try:
+            async for chunk in call:
+                parts.append(chunk.data)
+        except grpc.RpcError as exc:
+            err = from_rpc_error(exc)
+            self.lost = self.lost or isinstance(err, SessionLost)
+            raise err from exc
+        return b"".join(parts)
 
     async def files(self, path: str | os.PathLike[str] = ".") -> list[FileInfo]:
         self._check_open()
@@ -494,7 +510,7 @@ class AsyncSession:
         if self.client.closed:
             return  # nothing can be sent; the daemon ends it at its idle timeout
         try:
-            await self.client._call(
+            await self._call(
                 "CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id), timeout
             )
         except CorralError:

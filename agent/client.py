@@ -29,6 +29,7 @@ from agent.errors import (
     CorralWarning,
     ProtocolError,
     SessionClosed,
+    SessionLost,
     Unavailable,
     from_rpc_error,
 )
@@ -238,6 +239,13 @@ class Session:
         if not self.detached:
             self.close()
 
+    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return self.client._call(method, request, timeout)
+        except SessionLost:
+            self.lost = True  # the daemon says the container is gone
+            raise
+
     def _check_open(self) -> None:
         self.client.check_open()
         if self.closed:
@@ -319,7 +327,9 @@ class Session:
             finished = True
         except grpc.RpcError as exc:
             finished = True
-            raise from_rpc_error(exc) from exc
+            err = from_rpc_error(exc)
+            self.lost = self.lost or isinstance(err, SessionLost)
+            raise err from exc
         finally:
             if timer is not None:
                 timer.cancel()
@@ -463,7 +473,7 @@ class Session:
         self._check_open()
         text = wire.variables_json(variables) or "{}"
         wire.check_variables(text, self.caps)
-        self.client._call(
+        self._call(
             "SetVariables",
             executor_pb2.SetVariablesRequest(session_id=self.id, variables_json=text),
         )
@@ -474,7 +484,7 @@ class Session:
         if isinstance(names, str):
             names = [names]
         names = [wire.check_text(n, "a variable name") for n in names or ()]
-        response = self.client._call(
+        response = self._call(
             "GetVariables",
             executor_pb2.GetVariablesRequest(session_id=self.id, names=list(names or ())),
         )
@@ -483,27 +493,35 @@ class Session:
     def upload(self, path: str | os.PathLike[str], data: bytes | str) -> int:
         """Write a file in the workspace ("x" or "/workspace/x"); returns its size in bytes.
 
-        Parent directories are created. Text is written as UTF-8.
+        Parent directories are created. Text is written as UTF-8. The file travels
+        in chunks (UploadFileStream), so it is bounded by the file cap, not by the
+        message cap.
         """
         self._check_open()
         payload = wire.file_data(data)
         wire.check_file(payload, self.caps)
-        response = self.client._call(
-            "UploadFile",
-            executor_pb2.UploadFileRequest(
-                session_id=self.id, path=wire.file_path(path), data=payload
-            ),
-        )
+        chunks = wire.file_chunks(self.id, wire.file_path(path), payload)
+        response = self._call("UploadFileStream", chunks)
         return int(response.size)
 
     def download(self, path: str | os.PathLike[str]) -> bytes:
-        """Read a file from the workspace ("x" or "/workspace/x")."""
+        """Read a file from the workspace ("x" or "/workspace/x"), streamed in chunks."""
         self._check_open()
-        response = self.client._call(
-            "DownloadFile",
-            executor_pb2.DownloadFileRequest(session_id=self.id, path=wire.file_path(path)),
-        )
-        return bytes(response.data)
+        request = executor_pb2.DownloadFileRequest(session_id=self.id, path=wire.file_path(path))
+        try:
+            return b"".join(
+                chunk.data
+                for chunk in self.client._stub.DownloadFileStream(
+                    request, metadata=self.client._metadata, timeout=self.client.timeout
+                )
+            )
+        except grpc.RpcError as exc:
+            err = from_rpc_error(exc)
+            self.lost = self.lost or isinstance(err, SessionLost)
+            raise err from exc
+        except ValueError as exc:  # grpc: "Cannot invoke RPC: Channel closed!" (a race with close)
+            self.client.check_open()
+            raise CorralError(f"DownloadFileStream could not be sent: {exc}") from exc
 
     def files(self, path: str | os.PathLike[str] = ".") -> list[FileInfo]:
         """The entries of a workspace directory (default: its root), sorted by path."""
@@ -539,7 +557,7 @@ class Session:
         if self.client.closed:
             return  # nothing can be sent; the daemon ends it at its idle timeout
         try:
-            self.client._call(
+            self._call(
                 "CloseSession", executor_pb2.CloseSessionRequest(session_id=self.id), timeout
             )
         except CorralError:

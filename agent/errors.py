@@ -63,11 +63,19 @@ class FailedPrecondition(CorralError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
-class Aborted(CorralError):
-    """The session lost its container (it is kept for `recover()`), or a call was aborted."""
+class SessionLost(CorralError):
+    """The session lost its container (ABORTED); the daemon keeps it for `recover()`."""
 
     code = grpc.StatusCode.ABORTED
-    hint = "call recover() to continue the session from its last checkpoint, or close() it"
+    hint = (
+        "the session's sandbox was lost; call recover() to continue the session from its "
+        "last checkpoint in a new container, or close() it and open a new session"
+    )
+
+
+class Unimplemented(CorralError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+    hint = "the daemon does not know this call; upgrade the daemon or use a matching client"
 
 
 class DeadlineExceeded(CorralError):
@@ -121,7 +129,8 @@ _BY_CODE: dict[grpc.StatusCode, type[CorralError]] = {
         ResourceExhausted,
         InvalidArgument,
         FailedPrecondition,
-        Aborted,
+        SessionLost,
+        Unimplemented,
         DeadlineExceeded,
         Cancelled,
         Internal,

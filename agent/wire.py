@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -21,7 +21,13 @@ import grpc
 from agent.errors import CorralError, InvalidArgument, ToolError
 from agent.tools import Tool, as_tool
 from proto import executor_pb2
-from proto.limits import LIMIT_FIELDS, LimitValueError, SessionLimits, check_integer
+from proto.limits import (
+    FILE_CHUNK_BYTES,
+    LIMIT_FIELDS,
+    LimitValueError,
+    SessionLimits,
+    check_integer,
+)
 
 DEFAULT_PORT = 50051
 DEFAULT_TARGET = f"127.0.0.1:{DEFAULT_PORT}"
@@ -225,6 +231,17 @@ def start_request(session_id: str, code: str) -> Any:
     )
 
 
+def file_chunks(session_id: str, path: str, data: bytes) -> Iterator[Any]:
+    """An upload as FileChunks: the first names the session and path, all carry data."""
+    view = memoryview(data)
+    for offset in range(0, max(len(data), 1), FILE_CHUNK_BYTES):
+        piece = bytes(view[offset : offset + FILE_CHUNK_BYTES])
+        if offset == 0:
+            yield executor_pb2.FileChunk(session_id=session_id, path=path, data=piece)
+        else:
+            yield executor_pb2.FileChunk(data=piece)
+
+
 def execute_timeout(limits: Mapping[str, int]) -> float:
     """Default deadline of one Execute: the snippet's limits plus a margin."""
     wall = limits.get("wall_time_ms") or SessionLimits.wall_time_ms
@@ -318,6 +335,7 @@ class Stats:
     containers_failed: int
     snippets_executed: int
     instance_id: str
+    global_view: bool = False  # False: pool figures hidden, counts are the caller's own
 
     @classmethod
     def from_proto(cls, msg: Any) -> Stats:

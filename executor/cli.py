@@ -23,8 +23,23 @@ SUBCOMMANDS: tuple[str, ...] = (
 )
 
 
+DESCRIPTION = """\
+corrald: the Corral executor daemon and its operator tools.
+
+Start with `corrald doctor` (checks Docker, the sandbox image and container
+confinement), then `corrald serve` (the gRPC API agents connect to; loopback
+and no auth by default). `corrald COMMAND --help` describes each command;
+`corrald serve --help` lists every setting with its unit, default, environment
+variable and TOML key.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="corrald", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="corrald",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:

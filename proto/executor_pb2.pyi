@@ -312,7 +312,7 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("warm", "in_use", "starting", "max_containers", "sessions", "containers_created", "containers_destroyed", "containers_failed", "snippets_executed", "instance_id")
+    __slots__ = ("warm", "in_use", "starting", "max_containers", "sessions", "containers_created", "containers_destroyed", "containers_failed", "snippets_executed", "instance_id", "global_view")
     WARM_FIELD_NUMBER: _ClassVar[int]
     IN_USE_FIELD_NUMBER: _ClassVar[int]
     STARTING_FIELD_NUMBER: _ClassVar[int]
@@ -323,6 +323,7 @@ class GetStatsResponse(_message.Message):
     CONTAINERS_FAILED_FIELD_NUMBER: _ClassVar[int]
     SNIPPETS_EXECUTED_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_VIEW_FIELD_NUMBER: _ClassVar[int]
     warm: int
     in_use: int
     starting: int
@@ -333,7 +334,18 @@ class GetStatsResponse(_message.Message):
     containers_failed: int
     snippets_executed: int
     instance_id: str
-    def __init__(self, warm: _Optional[int] = ..., in_use: _Optional[int] = ..., starting: _Optional[int] = ..., max_containers: _Optional[int] = ..., sessions: _Optional[int] = ..., containers_created: _Optional[int] = ..., containers_destroyed: _Optional[int] = ..., containers_failed: _Optional[int] = ..., snippets_executed: _Optional[int] = ..., instance_id: _Optional[str] = ...) -> None: ...
+    global_view: bool
+    def __init__(self, warm: _Optional[int] = ..., in_use: _Optional[int] = ..., starting: _Optional[int] = ..., max_containers: _Optional[int] = ..., sessions: _Optional[int] = ..., containers_created: _Optional[int] = ..., containers_destroyed: _Optional[int] = ..., containers_failed: _Optional[int] = ..., snippets_executed: _Optional[int] = ..., instance_id: _Optional[str] = ..., global_view: _Optional[bool] = ...) -> None: ...
+
+class FileChunk(_message.Message):
+    __slots__ = ("session_id", "path", "data")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    path: str
+    data: bytes
+    def __init__(self, session_id: _Optional[str] = ..., path: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ListFilesRequest(_message.Message):
     __slots__ = ("session_id", "path")

@@ -129,6 +129,16 @@ class ExecutorStub:
                 request_serializer=proto_dot_executor__pb2.AttachSessionRequest.SerializeToString,
                 response_deserializer=proto_dot_executor__pb2.AttachSessionResponse.FromString,
                 _registered_method=True)
+        self.UploadFileStream = channel.stream_unary(
+                '/corral.v1.Executor/UploadFileStream',
+                request_serializer=proto_dot_executor__pb2.FileChunk.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.UploadFileResponse.FromString,
+                _registered_method=True)
+        self.DownloadFileStream = channel.unary_stream(
+                '/corral.v1.Executor/DownloadFileStream',
+                request_serializer=proto_dot_executor__pb2.DownloadFileRequest.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.FileChunk.FromString,
+                _registered_method=True)
 
 
 class ExecutorServicer:
@@ -187,7 +197,9 @@ class ExecutorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStats(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A tenant sees its own sessions and snippets; pool and container counters
+        only when `global_view` is set (an admin caller, or a daemon without auth).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -274,6 +286,24 @@ class ExecutorServicer:
     def AttachSession(self, request, context):
         """Continue a session opened by another process of the same caller (same
         token). NOT_FOUND for any other caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadFileStream(self, request_iterator, context):
+        """--- Streamed files ---
+        Upload a file in chunks. The first FileChunk carries session_id and path,
+        every chunk at most 256 KiB of data; the whole file at most the server's
+        file cap (max_file_bytes, default 8 MiB). Prefer it to UploadFile, whose
+        single message is bounded by the server's message cap.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadFileStream(self, request, context):
+        """Download a file as FileChunks of at most 256 KiB, in order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -376,6 +406,16 @@ def add_ExecutorServicer_to_server(servicer, server):
                     servicer.AttachSession,
                     request_deserializer=proto_dot_executor__pb2.AttachSessionRequest.FromString,
                     response_serializer=proto_dot_executor__pb2.AttachSessionResponse.SerializeToString,
+            ),
+            'UploadFileStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadFileStream,
+                    request_deserializer=proto_dot_executor__pb2.FileChunk.FromString,
+                    response_serializer=proto_dot_executor__pb2.UploadFileResponse.SerializeToString,
+            ),
+            'DownloadFileStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadFileStream,
+                    request_deserializer=proto_dot_executor__pb2.DownloadFileRequest.FromString,
+                    response_serializer=proto_dot_executor__pb2.FileChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -891,6 +931,60 @@ class Executor:
             '/corral.v1.Executor/AttachSession',
             proto_dot_executor__pb2.AttachSessionRequest.SerializeToString,
             proto_dot_executor__pb2.AttachSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadFileStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/corral.v1.Executor/UploadFileStream',
+            proto_dot_executor__pb2.FileChunk.SerializeToString,
+            proto_dot_executor__pb2.UploadFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadFileStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/corral.v1.Executor/DownloadFileStream',
+            proto_dot_executor__pb2.DownloadFileRequest.SerializeToString,
+            proto_dot_executor__pb2.FileChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,18 +60,28 @@ class SessionLimits:
 
 LIMIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SessionLimits))
 
-# The smallest value of each limit a session can run with; a request below it
-# (other than 0, "the default") is refused before any container is created,
-# rather than failing later as a container that cannot start or a snippet that
-# cannot finish. Values are the least that holds the runner itself, not what
-# is comfortable for real work.
+# The least a session can run with, per field, in the field's unit. A request
+# below it (other than 0, "the default") is refused before any container is
+# created (the daemon: INVALID_ARGUMENT naming the minimum, LimitTooLow; the
+# client: LimitValueError), rather than failing later as a container that
+# cannot start or a snippet that cannot finish. The values are the least that
+# holds the runner itself, not what is comfortable for real work.
+#
+# One table. Two earlier ones were merged here and, where they differed, the
+# stricter (larger) value was kept: memory 64 MiB and pids 16 (the container
+# must start the runner with the interpreter loaded, and checkpoints are held
+# as stopped processes); wall/cpu 10 ms, output/code 64 bytes and
+# tool_timeout 100 ms (below those the runner's own bookkeeping does not fit,
+# so a smaller value only buys a guaranteed TIMEOUT/CPU_LIMIT).
 LIMIT_MINIMUMS: dict[str, int] = {
     "wall_time_ms": 10,  # below this the runner's own bookkeeping does not fit
     "cpu_time_ms": 10,  # RLIMIT_CPU granularity is coarse: less is a guaranteed CPU_LIMIT
-    "memory_bytes": 32 * MiB,  # the interpreter and runner use ~20 MiB before any snippet
-    "pids": 8,  # tini, the runner and its helper threads
+    # A Python process with the interpreter loaded (~20 MiB) plus the runner's
+    # working room; the stricter of the two merged tables.
+    "memory_bytes": 64 * MiB,
+    "pids": 16,  # tini, the runner, its helper threads and a checkpoint's process
     "output_bytes": 64,
-    "workspace_bytes": 1 * MiB,
+    "workspace_bytes": 1 * MiB,  # the tmpfs is never made smaller
     "idle_timeout_s": 1,
     "lifetime_s": 1,
     "code_bytes": 64,
@@ -109,15 +119,20 @@ def check_integer(name: str, value: object) -> int:
     return value
 
 
+def below_minimum_message(name: str, value: int) -> str:
+    """The one wording of "below the minimum", client and daemon alike."""
+    minimum = LIMIT_MINIMUMS[name]
+    return (
+        f"limit {name}={value} is below the minimum of {minimum}: a sandbox cannot run "
+        f"with less; ask for at least {minimum} (or 0 for the default)"
+    )
+
+
 def check_minimum(name: str, value: int) -> None:
     """LimitValueError naming the minimum when a requested (non-zero) value is below it."""
     minimum = LIMIT_MINIMUMS.get(name, 0)
     if value and value < minimum:
-        raise LimitValueError(
-            f"limit {name}={value} is below the minimum of {minimum}: a sandbox cannot run "
-            f"with less; ask for at least {minimum} (or 0 for the default)",
-            name,
-        )
+        raise LimitValueError(below_minimum_message(name, value), name)
 
 
 def _unit_hint(name: str) -> str:
@@ -125,3 +140,28 @@ def _unit_hint(name: str) -> str:
         if name.endswith(suffix):
             return f" (whole {unit}, e.g. {name}={getattr(SessionLimits, name)})"
     return f" (e.g. {name}={getattr(SessionLimits, name)})"
+
+
+# tmpfs pages are charged to the container's memory cgroup: a full workspace
+# must leave the runner this much of memory_bytes, or filling it would get the
+# container OOM-killed instead of failing the write with "no space left".
+WORKSPACE_MEMORY_HEADROOM = 48 * MiB
+
+
+def limit_unit(name: str) -> str:
+    """The unit of a limit field, for messages ("ms", "bytes", ...)."""
+    if name == "pids":
+        return "processes"
+    if name == "cpu_millis":
+        return "thousandths of a CPU"
+    if name == "max_checkpoints":
+        return "checkpoints"
+    for suffix, unit in (("_ms", "ms"), ("_bytes", "bytes"), ("_s", "s")):
+        if name.endswith(suffix):
+            return unit
+    return ""
+
+
+# Data bytes per FileChunk of UploadFileStream / DownloadFileStream: small, so
+# that what one stream can make the daemon buffer before it is checked is small.
+FILE_CHUNK_BYTES = 256 << 10

@@ -3,11 +3,15 @@
 Modules, one concern each: `config` (DaemonConfig and its sources), `errors`
 (the exception tree and its gRPC status mapping), `auth` (bearer tokens),
 `pool` (warm containers: acquire/release/destroy), `sessions` (ids, owners,
-expiry, one snippet at a time), `service` (the RPC handlers), `channel` (the
+expiry, one snippet at a time), `interceptor` (authentication, request
+decoding and error mapping around every handler), `validation` (every request
+checked before a container is touched), `orchestration` (session setup and
+snippet runs against a container), `service` (the thin RPC handlers), `channel` (the
 container channel on the event loop), `convert` (runner frames into gRPC
 messages, validated), `reconcile` (leftovers of dead daemons), `metrics`
 (Prometheus text), `logs`, `doctor` (host self-check), `server` (lifecycle
-and shutdown), `cli` (serve, doctor), `testing` (a real daemon for tests).
+and shutdown), `cli` (serve, doctor), `testing` (a real daemon for tests,
+fuzzing and benchmarks, on a port it reports).
 
 Design notes (approaches considered and rejected):
 - Reusing a container for a second session after "resetting" the runner:
@@ -26,6 +30,10 @@ Design notes (approaches considered and rejected):
 - Resizing warm containers (`docker update`) for sessions asking other memory
   or pids limits: tmpfs size cannot be changed after creation, so sessions
   with non-default container limits get a dedicated cold container instead.
+- Authenticating inside each handler: the request body was already read and
+  decoded by then, so a flood of large unauthenticated calls held their bodies
+  in memory (80 x 15 MiB took the daemon to ~1 GiB). The interceptor refuses
+  them on metadata alone, with a handler that never reads a message.
 - Reconciling by instance label alone: several daemons and test runs share one
   engine; removing every other instance's containers would kill live
   sessions. Reconciliation also checks that the owning process is dead.

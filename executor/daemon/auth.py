@@ -9,6 +9,7 @@ time taken does not reveal which token (or which prefix) matched.
 
 from __future__ import annotations
 
+import contextvars
 import hmac
 from collections.abc import Iterable, Mapping
 
@@ -16,6 +17,27 @@ from executor.daemon.errors import Unauthenticated
 
 ANONYMOUS = "anonymous"
 _SCHEME = "bearer "
+MAX_HEADER_CHARS = 4096  # longer authorization metadata is refused unread
+
+# The caller of the RPC being handled, set by the server interceptor
+# (`executor.daemon.interceptor`) around each handler; handlers read it with
+# `current_caller()` and never look at the metadata themselves.
+_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("corral_caller")
+
+
+def current_caller() -> str:
+    """The authenticated caller of the current RPC (set only by the interceptor)."""
+    try:
+        return _CALLER.get()
+    except LookupError:
+        raise RuntimeError(
+            "no authenticated caller: the handler ran outside the interceptor"
+        ) from None
+
+
+def bind_caller(caller: str) -> None:
+    """Bind the caller for the rest of the current RPC's task (interceptor only)."""
+    _CALLER.set(caller)
 
 
 class Authenticator:
@@ -23,10 +45,6 @@ class Authenticator:
 
     def __init__(self, tokens: Mapping[str, str]) -> None:
         self._tokens = [(name, secret.encode()) for name, secret in tokens.items()]
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._tokens)
 
     def identify(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
         """The caller's name, or Unauthenticated with a hint on how to fix the call."""
@@ -41,7 +59,7 @@ class Authenticator:
             raise Unauthenticated(
                 "missing credentials: send metadata 'authorization: Bearer <token>'"
             )
-        if not header.lower().startswith(_SCHEME):
+        if len(header) > MAX_HEADER_CHARS or not header.lower().startswith(_SCHEME):
             raise Unauthenticated("the authorization metadata must be 'Bearer <token>'")
         presented = header[len(_SCHEME) :].strip().encode()
         caller = None

@@ -9,7 +9,13 @@ defaults a session gets and the maximums a client may ask for; their keys are
 `default_<field>` / `max_<field>` (TOML: `[default_limits]` and `[max_limits]`
 tables); `max_code_bytes` is also the daemon's hard cap on a snippet's size.
 Tokens map a caller name to a bearer secret (TOML: `[tokens]`; env and flags:
-`NAME=SECRET`, comma-separated in env; a bare `SECRET` is named "default"). No tokens means auth is off and every caller is "anonymous".
+`NAME=SECRET`, comma-separated in env; a bare `SECRET` is named "default").
+No tokens means auth is off and every caller is "anonymous".
+
+Every key is declared once, as a `setting(...)` field of `DaemonConfig` that
+carries its meaning, unit and type (limit keys: `LIMIT_HELP` and the unit in
+their name); `corrald serve --help`, the environment variables and the TOML
+keys are all generated from that table (`help_line`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,14 @@ from typing import Any
 
 from executor.daemon.errors import ConfigError
 from proto.frames import DEFAULT_MAX_FRAME
-from proto.limits import LIMIT_FIELDS, LIMIT_MINIMUMS, MiB, SessionLimits
+from proto.limits import (
+    LIMIT_FIELDS,
+    LIMIT_MINIMUMS,
+    WORKSPACE_MEMORY_HEADROOM,
+    MiB,
+    SessionLimits,
+    limit_unit,
+)
 
 ENV_PREFIX = "CORRAL_"
 MIN_TOKEN_CHARS = 16
@@ -48,37 +61,165 @@ DEFAULT_MAX_LIMITS = SessionLimits(
     max_checkpoints=64,
 )
 
+# Meaning of each session limit, for the default_<name> / max_<name> keys (the
+# unit comes from the name: proto.limits.limit_unit). proto/executor.proto's
+# `Limits` message says the same for clients.
+LIMIT_HELP: dict[str, str] = {
+    "wall_time_ms": "wall-clock time per snippet (then TIMEOUT, state kept)",
+    "cpu_time_ms": "CPU time per snippet (then CPU_LIMIT)",
+    "memory_bytes": "memory of a session's container, workspace files included (no swap)",
+    "pids": "processes and threads in a session's container",
+    "output_bytes": "printed output kept per snippet (more is cut, truncated set)",
+    "workspace_bytes": "size of a session's /workspace (tmpfs, counted in its memory)",
+    "idle_timeout_s": "a session with no call for this long is closed",
+    "lifetime_s": "a session is closed this long after it was opened",
+    "code_bytes": "snippet size (max_code_bytes is also the daemon's hard cap)",
+    "cpu_millis": "CPU share of a session's container, thousandths of a CPU",
+    "tool_timeout_ms": "how long a tool call waits for the client's answer",
+    "max_checkpoints": "checkpoints a session may hold at once (each a stopped process)",
+    "tool_time_budget_ms": "tool time per snippet not charged to its wall clock (then "
+    "TIMEOUT, session lost)",
+}
+assert set(LIMIT_HELP) == set(LIMIT_FIELDS), "every limit key is documented"
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What `--help` says about one key: its meaning, unit and value type."""
+
+    help: str
+    unit: str = ""
+    type: str = ""  # shown type; empty = from the default's Python type
+    metavar: str = ""
+
+
+def setting(default: Any = None, help: str = "", unit: str = "", **kw: Any) -> Any:
+    """A DaemonConfig field with its documentation (the one table of keys).
+
+    `factory=` for mutable defaults; `type=` and `metavar=` override what
+    `--help` shows.
+    """
+    doc = Doc(help, unit, kw.pop("type", ""), kw.pop("metavar", ""))
+    factory = kw.pop("factory", None)
+    if kw:
+        raise TypeError(f"unknown setting() options: {sorted(kw)}")
+    if factory is not None:
+        return field(default_factory=factory, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    """Everything `corrald serve` can be told. Units are in the field names."""
+    """Everything `corrald serve` can be told: one documented field per key.
 
-    # host:port (IPv4/IPv6) or unix:/path. Loopback by default: never exposed by accident.
-    listen: str = "127.0.0.1:50051"
-    # caller name -> bearer secret; empty = no auth, one anonymous caller.
-    tokens: Mapping[str, str] = field(default_factory=dict)
-    tls_cert: str = ""  # PEM path; TLS is on when both cert and key are set
-    tls_key: str = ""
-    image: str = ""  # sandbox image tag; empty = ensure_image() (build when missing)
-    instance_id: str = ""  # label on this daemon's containers; empty = random per start
-    pool_warm: int = 4  # containers kept started and ready
-    pool_max: int = 16  # containers in total (warm + starting + in use)
-    refill_concurrency: int = 2  # containers started at the same time
-    open_wait_s: float = 10.0  # how long OpenSession waits for a container
-    min_available_memory_bytes: int = 256 * MiB  # no new container below this host memory
-    health_check_interval_s: float = 15.0  # ping idle warm containers this often
-    container_ready_timeout_s: float = 30.0  # container start until the runner is ready
+    This class is the table behind `--help`, the environment variables and
+    the TOML keys; add a key by adding a field with `setting(...)`.
+    """
+
+    # --- network and access ---
+    listen: str = setting(
+        "127.0.0.1:50051",
+        "address the gRPC API listens on: HOST:PORT (IPv4, [IPv6]) or unix:/path; "
+        "port 0 picks a free port (see ready_file). Beyond loopback it needs tokens and TLS",
+        metavar="ADDR",
+    )
+    tokens: Mapping[str, str] = setting(
+        help="bearer tokens: caller name -> secret (at least 16 characters each); sessions "
+        "belong to the caller whose token opened them. None = no auth, loopback only",
+        type="NAME=SECRET, repeatable",
+        factory=dict,
+    )
+    admin_callers: tuple[str, ...] = setting(
+        (),
+        "callers (token names) whose GetStats shows the daemon-wide pool and container "
+        "counters; every other caller sees only its own sessions and snippets",
+        type="comma-separated names",
+    )
+    tls_cert: str = setting(
+        "", "TLS certificate chain, PEM file; TLS is on when cert and key are set", metavar="PATH"
+    )
+    tls_key: str = setting("", "TLS private key, PEM file", metavar="PATH")
+    allow_insecure_remote: bool = setting(
+        False,
+        "UNSAFE: allow listen or metrics_address beyond loopback without TLS (tokens and "
+        "metrics then cross the network in clear); only behind a TLS-terminating proxy "
+        "on a trusted network",
+    )
+    max_concurrent_rpcs: int = setting(
+        256,
+        "calls handled at once, all connections together; more get RESOURCE_EXHAUSTED",
+        "calls",
+    )
+    max_streams_per_connection: int = setting(
+        64, "HTTP/2 streams (calls) one connection may have open at once", "streams"
+    )
+    max_message_bytes: int = setting(
+        4 * MiB,
+        "largest gRPC message received or sent (files travel in 256 KiB chunks and are "
+        "bounded by max_file_bytes instead); bounds code, variables and results",
+        "bytes",
+    )
+    max_file_bytes: int = setting(8 * MiB, "largest file uploaded or downloaded", "bytes")
+    # --- sandbox image and pool ---
+    image: str = setting(
+        "", "sandbox image tag; empty = build or reuse the image of this version", metavar="TAG"
+    )
+    instance_id: str = setting(
+        "", "label put on this daemon's containers; empty = random per start", metavar="ID"
+    )
+    pool_warm: int = setting(4, "containers kept started and ready for new sessions", "containers")
+    pool_max: int = setting(16, "containers in total: warm + starting + in use", "containers")
+    refill_concurrency: int = setting(2, "containers started at the same time", "containers")
+    open_wait_s: float = setting(
+        10.0, "how long OpenSession waits for a container before RESOURCE_EXHAUSTED", "seconds"
+    )
+    min_available_memory_bytes: int = setting(
+        256 * MiB,
+        "no new container is started while host available memory is below this",
+        "bytes",
+    )
+    health_check_interval_s: float = setting(
+        15.0, "idle warm containers are pinged this often", "seconds"
+    )
+    container_ready_timeout_s: float = setting(
+        30.0,
+        "container start until the runner answers; slower starts count as failed",
+        "seconds",
+    )
+    # --- limits (see default_* / max_* below) ---
     default_limits: SessionLimits = field(default_factory=SessionLimits)
     max_limits: SessionLimits = DEFAULT_MAX_LIMITS
-    hard_timeout_grace_ms: int = 2000  # after wall_time_ms + this, the container is killed
-    max_message_bytes: int = 16 * MiB  # gRPC receive/send message cap
-    max_file_bytes: int = 8 * MiB  # UploadFile / DownloadFile cap
-    metrics_address: str = "127.0.0.1:9464"  # Prometheus text endpoint; "0" = off
-    shutdown_drain_s: float = 10.0  # running snippets may finish for this long on SIGTERM
-    session_reap_interval_s: float = 1.0  # how often idle/lifetime expiry is checked
-    log_level: str = "INFO"
-    log_format: str = "keyvalue"  # "keyvalue" or "json"
-    self_check: bool = True  # `serve` runs the doctor's confinement check first
+    hard_timeout_grace_ms: int = setting(
+        2000,
+        "after a snippet's wall_time_ms plus this without an answer, its container is "
+        "killed (TIMEOUT, session lost)",
+        "ms",
+    )
+    # --- operations ---
+    metrics_address: str = setting(
+        "127.0.0.1:9464",
+        "Prometheus text endpoint HOST:PORT; 0 = off. Loopback only unless allow_insecure_remote",
+        metavar="ADDR",
+    )
+    ready_file: str = setting(
+        "",
+        "once serving, write a JSON file here with the bound address, port, metrics port, "
+        "instance id and pid (for launchers using port 0); removed on shutdown",
+        metavar="PATH",
+    )
+    shutdown_drain_s: float = setting(
+        10.0, "on SIGTERM, running snippets may finish for this long", "seconds"
+    )
+    session_reap_interval_s: float = setting(
+        1.0, "how often idle and lifetime expiry of sessions is checked", "seconds"
+    )
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR", metavar="LEVEL")
+    log_format: str = setting("keyvalue", "log line format: keyvalue or json", metavar="FORMAT")
+    self_check: bool = setting(
+        True,
+        "`serve` first runs the doctor's container confinement check and refuses to "
+        "serve if it fails",
+    )
 
     def replace(self, **changes: Any) -> DaemonConfig:
         """A validated copy with some fields changed (flat limit keys accepted)."""
@@ -132,6 +273,11 @@ def _limit_value(raw: Any) -> int:
     return raw
 
 
+def _parse_names(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
 def _converter(key: str) -> Callable[[Any], Any]:
     if key in _LIMIT_KEYS:
         return _limit_value
@@ -145,7 +291,57 @@ def _converter(key: str) -> Callable[[Any], Any]:
         return int
     if isinstance(default, float):
         return float
+    if isinstance(default, tuple):
+        return _parse_names
     return str
+
+
+def describe(key: str) -> Doc:
+    """The documentation of a flat key: meaning, unit, type (and the default via `default`)."""
+    if key in _LIMIT_KEYS:
+        kind, _, name = key.partition("_")
+        what = (
+            "default for sessions that ask for 0"
+            if kind == "default"
+            else ("most a session may ask for")
+        )
+        return Doc(f"{LIMIT_HELP.get(name, name)}; {what}", limit_unit(name), "int")
+    f = next(f for f in _SCALARS if f.name == key)
+    doc = f.metadata.get("doc") or Doc("(undocumented)")
+    if not doc.type:
+        default = DaemonConfig().__getattribute__(key)
+        shown = type(default).__name__
+        doc = Doc(
+            doc.help, doc.unit, {"str": "text", "bool": "true/false"}.get(shown, shown), doc.metavar
+        )
+    return doc
+
+
+def default_text(key: str) -> str:
+    value = to_flat(DaemonConfig())[key]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping | tuple):
+        return "none" if not value else ",".join(map(str, value))
+    if value == "":
+        return '""'
+    return str(value)
+
+
+def help_line(key: str) -> str:
+    """`--help` text of a key: meaning; unit; type; default; env; TOML."""
+    doc = describe(key)
+    env = ENV_PREFIX + key.upper()
+    if key in _LIMIT_KEYS:
+        table, _, name = key.partition("_")
+        toml = f"[{table}_limits] {name}"
+    elif key == "tokens":
+        toml = "[tokens] NAME = SECRET"
+        env = f"{env}=NAME=SECRET,..."
+    else:
+        toml = key
+    unit = f"{doc.unit}; " if doc.unit else ""
+    return f"{doc.help}. [{unit}{doc.type}; default {default_text(key)}; env {env}; TOML {toml}]"
 
 
 FLAT_KEYS: tuple[str, ...] = tuple(f.name for f in _SCALARS) + _LIMIT_KEYS
@@ -218,31 +414,42 @@ def from_env(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per flat key (`--pool-warm`, `--max-wall-time-ms`, `--token NAME=SECRET`)."""
+    """One flag per flat key (`--pool-warm`, `--max-wall-time-ms`, `--token NAME=SECRET`).
+
+    Every flag's help is `help_line(key)`: meaning, unit, type, default, the
+    environment variable and the TOML key, all from the DaemonConfig table.
+    """
     parser.add_argument(
-        "--config", metavar="PATH", help=f"TOML config file (env {ENV_PREFIX}CONFIG)"
+        "--config",
+        metavar="PATH",
+        help=f"TOML config file; its keys are the flag names with _ (env {ENV_PREFIX}CONFIG)",
     )
+    groups = {
+        "scalars": parser.add_argument_group("daemon settings"),
+        "default": parser.add_argument_group(
+            "default session limits (a session asking for 0 gets these)"
+        ),
+        "max": parser.add_argument_group("maximum session limits (a session may ask up to these)"),
+    }
     for key in FLAT_KEYS:
         flag = "--" + key.replace("_", "-")
-        env = ENV_PREFIX + key.upper()
+        text = help_line(key).replace("%", "%%")
+        if key in _LIMIT_KEYS:
+            group = groups[key.partition("_")[0]]
+        else:
+            group = groups["scalars"]
+        doc = describe(key)
         if key == "tokens":
-            parser.add_argument(
-                "--token",
-                dest="tokens",
-                action="append",
-                metavar="NAME=SECRET",
-                help=f"bearer token for caller NAME, repeatable (env {env}=a=s1,b=s2)",
+            group.add_argument(
+                "--token", dest="tokens", action="append", metavar="NAME=SECRET", help=text
             )
-        elif key == "self_check":
-            parser.add_argument(
-                "--self-check",
-                dest=key,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=f"run the confinement self-check before serving (env {env})",
+        elif doc.type == "true/false":
+            group.add_argument(
+                flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text
             )
         else:
-            parser.add_argument(flag, dest=key, default=None, metavar="V", help=f"env {env}")
+            metavar = doc.metavar or ("N" if doc.type in ("int", "float") else "VALUE")
+            group.add_argument(flag, dest=key, default=None, metavar=metavar, help=text)
 
 
 def load(
@@ -300,15 +507,27 @@ def validate(cfg: DaemonConfig) -> None:
         elif d > m:
             problems.append(f"default_{n}={d} exceeds max_{n}={m}")
         elif d < LIMIT_MINIMUMS[n]:
-            problems.append(f"default_{n}={d} is below the minimum of {LIMIT_MINIMUMS[n]}")
+            problems.append(
+                f"default_{n}={d} is below the minimum of {LIMIT_MINIMUMS[n]} {limit_unit(n)}"
+            )
     # A file crosses the container channel base64-encoded inside one frame.
     if cfg.max_file_bytes * 4 // 3 + 4096 > DEFAULT_MAX_FRAME:
         problems.append(
             f"max_file_bytes={cfg.max_file_bytes} does not fit a container frame once "
             f"base64-encoded; use at most {(DEFAULT_MAX_FRAME - 4096) * 3 // 4}"
         )
-    if cfg.max_file_bytes + 4096 > cfg.max_message_bytes:
-        problems.append("max_message_bytes must exceed max_file_bytes by at least 4096")
+    if cfg.max_message_bytes < 64 << 10:
+        problems.append("max_message_bytes must be at least 65536")
+    if cfg.max_concurrent_rpcs < 1 or cfg.max_streams_per_connection < 1:
+        problems.append("max_concurrent_rpcs and max_streams_per_connection must be >= 1")
+    room = cfg.default_limits.memory_bytes - WORKSPACE_MEMORY_HEADROOM
+    if cfg.default_limits.workspace_bytes > room:
+        problems.append(
+            f"default_workspace_bytes={cfg.default_limits.workspace_bytes} does not fit in "
+            f"default_memory_bytes={cfg.default_limits.memory_bytes} (workspace files are held "
+            f"in the container's memory, which keeps {WORKSPACE_MEMORY_HEADROOM} bytes for the "
+            "runner); lower the first or raise the second"
+        )
     if cfg.max_limits.code_bytes + 4096 > cfg.max_message_bytes:
         problems.append("max_message_bytes must exceed max_code_bytes by at least 4096")
     if cfg.log_format not in LOG_FORMATS:
@@ -321,18 +540,44 @@ def validate(cfg: DaemonConfig) -> None:
             "anyone who can connect could run code; add --token NAME=SECRET (and TLS), "
             "or listen on 127.0.0.1:PORT or unix:/path"
         )
+    remote = not _is_local_listen(cfg.listen)
+    if cfg.tokens and remote and not cfg.tls_enabled and not cfg.allow_insecure_remote:
+        problems.append(
+            f"listen={cfg.listen!r} reaches beyond this machine without TLS: the bearer "
+            "tokens would cross the network in clear; set tls_cert and tls_key, or listen "
+            "on 127.0.0.1:PORT or unix:/path (allow_insecure_remote=true only behind a "
+            "TLS-terminating proxy)"
+        )
+    if not _is_local_metrics(cfg.metrics_address) and not cfg.allow_insecure_remote:
+        problems.append(
+            f"metrics_address={cfg.metrics_address!r} reaches beyond this machine: the "
+            "endpoint has no authentication and shows pool and session figures; use "
+            "127.0.0.1:PORT (scrape through a proxy), 0 to turn it off, or "
+            "allow_insecure_remote=true"
+        )
     if problems:
         raise ConfigError("invalid daemon config: " + "; ".join(problems))
 
 
-def _is_local_listen(listen: str) -> bool:
-    """True for unix sockets and loopback addresses (what needs no token)."""
-    if listen.startswith("unix:"):
+def _is_local_metrics(address: str) -> bool:
+    if address.strip() in ("", "0", "off"):
         return True
-    host = listen.rsplit(":", 1)[0].strip("[]")
+    host = address.rpartition(":")[0]
+    return _is_loopback_host(host or "127.0.0.1")
+
+
+def _is_loopback_host(host: str) -> bool:
+    host = host.strip("[]")
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _is_local_listen(listen: str) -> bool:
+    """True for unix sockets and loopback addresses (what needs no token)."""
+    if listen.startswith("unix:"):
+        return True
+    return _is_loopback_host(listen.rsplit(":", 1)[0])

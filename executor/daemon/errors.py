@@ -1,7 +1,9 @@
 """The daemon's exception tree and its one mapping to gRPC status codes.
 
 Every error a caller can see is a `DaemonError` subclass; `grpc_status()` is
-the only place that decides which status code each class becomes. Messages
+the only place that decides which status code each class becomes, and the
+server interceptor (`interceptor.Gate`) is the only place that applies it.
+Every status listed here has a client class in `agent.errors`. Messages
 say what to change (which field, which maximum, which config key) because the
 reader is usually a developer looking at an agent's log.
 """
@@ -9,6 +11,8 @@ reader is usually a developer looking at an agent's log.
 from __future__ import annotations
 
 import grpc
+
+from proto.limits import LIMIT_MINIMUMS, below_minimum_message
 
 
 class DaemonError(Exception):
@@ -34,6 +38,15 @@ class LimitTooHigh(InvalidArgument):
         )
         self.field = field
         self.maximum = maximum
+
+
+class LimitTooLow(InvalidArgument):
+    """A requested limit is below the least a session can run with."""
+
+    def __init__(self, field: str, requested: int) -> None:
+        super().__init__(below_minimum_message(field, requested))
+        self.field = field
+        self.minimum = LIMIT_MINIMUMS[field]
 
 
 class TooLarge(InvalidArgument):
@@ -91,7 +104,11 @@ class ShuttingDown(DaemonError):
 
 
 class SandboxUnavailable(DaemonError):
-    """A container could not be started or its channel failed outside a snippet."""
+    """No healthy container could be bound to a session (init failed on every retry).
+
+    UNAVAILABLE, not FAILED_PRECONDITION: nothing is wrong with the request, and
+    the same call may succeed a moment later once the pool has replaced them.
+    """
 
 
 class CheckpointNotFound(DaemonError):
@@ -133,6 +150,7 @@ class CannotReplay(DaemonError):
 _STATUS: tuple[tuple[type[DaemonError], grpc.StatusCode], ...] = (
     # Order matters: subclasses before their bases.
     (LimitTooHigh, grpc.StatusCode.INVALID_ARGUMENT),
+    (LimitTooLow, grpc.StatusCode.INVALID_ARGUMENT),
     (TooLarge, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),

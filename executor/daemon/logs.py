@@ -4,6 +4,11 @@ Call sites pass context through `extra=`: `log.info("session opened",
 extra={"session_id": sid, "caller": name})`. The formatter prints every extra
 field, as `key=value` pairs or as one JSON object per line, and truncates long
 values so hostile sandbox output never floods the log.
+
+Nothing a client or a sandbox sends can forge or split a log line: values and
+the message are JSON-escaped (ASCII only, so also no Unicode line separators),
+and keys, which may carry client text (`label_<key>`), are reduced to
+`[A-Za-z0-9_.-]` with every other character written as an escape.
 """
 
 from __future__ import annotations
@@ -15,6 +20,16 @@ import time
 from typing import Any
 
 MAX_VALUE_CHARS = 200
+MAX_KEY_CHARS = 64
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def safe_key(key: str) -> str:
+    """A log key that cannot break a `key=value` line: other characters become escapes."""
+    out = "".join(c if c in _KEY_CHARS else f"\\u{ord(c):04x}" for c in key[:MAX_KEY_CHARS])
+    return out + ("..." if len(key) > MAX_KEY_CHARS else "")
+
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
@@ -25,7 +40,7 @@ def _context(record: logging.LogRecord) -> dict[str, Any]:
             continue
         if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
             value = value[:MAX_VALUE_CHARS] + "..."
-        out[key] = value
+        out[safe_key(key)] = value
     return out
 
 
@@ -40,7 +55,7 @@ class KeyValueFormatter(logging.Formatter):
             f"ts={_timestamp(record)}",
             f"level={record.levelname.lower()}",
             f"logger={record.name}",
-            f"msg={json.dumps(record.getMessage())}",
+            f"msg={json.dumps(record.getMessage()[: MAX_VALUE_CHARS * 10])}",
         ]
         for key, value in _context(record).items():
             text = value if isinstance(value, int | float) else json.dumps(str(value))

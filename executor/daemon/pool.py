@@ -325,20 +325,31 @@ class Pool:
                         break
                     sandbox = self._warm.popleft()
                     self._starting += 1  # counted while out of the deque
-                alive = await asyncio.to_thread(_quiet_ping, sandbox)
-                async with self._cond:
-                    self._starting -= 1
-                    if alive and not self._closed:
-                        self._warm.append(sandbox)
-                    else:
-                        log.warning(
-                            "warm container failed its health check; replacing it",
-                            extra={"container": getattr(sandbox, "name", "?")},
-                        )
-                        self.metrics.containers_failed.inc()
+                placed = False
+                try:
+                    alive = await asyncio.to_thread(_quiet_ping, sandbox)
+                    async with self._cond:
+                        placed = True
+                        self._starting -= 1
+                        if alive and not self._closed:
+                            self._warm.append(sandbox)
+                        else:
+                            log.warning(
+                                "warm container failed its health check; replacing it",
+                                extra={"container": getattr(sandbox, "name", "?")},
+                            )
+                            self.metrics.containers_failed.inc()
+                            self._destroying += 1
+                            self._spawn(self._destroy_counted(sandbox))
+                        self._cond.notify_all()
+                except asyncio.CancelledError:
+                    if not placed:
+                        # close() cancelled the check while the container was out of
+                        # the deque: destroy it, or it would be neither warm nor destroyed.
+                        self._starting -= 1
                         self._destroying += 1
                         self._spawn(self._destroy_counted(sandbox))
-                    self._cond.notify_all()
+                    raise
 
     async def _destroy_counted(self, sandbox: Any) -> None:
         try:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 import uuid
@@ -27,8 +29,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from executor.daemon.auth import Authenticator
 from executor.daemon.config import DaemonConfig
 from executor.daemon.errors import ConfigError
+from executor.daemon.interceptor import Gate
 from executor.daemon.metrics import DaemonMetrics, MetricsServer, parse_address
 from executor.daemon.pool import Pool
 from executor.daemon.reconcile import LABEL_DAEMON_PID, daemon_labels, reconcile
@@ -37,12 +41,35 @@ from executor.daemon.sessions import SessionRegistry
 from executor.sandbox import LABEL_INSTANCE
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
-from proto.limits import SessionLimits
+from proto.frames import DEFAULT_MAX_FRAME
+from proto.limits import MiB, SessionLimits
 
 log = logging.getLogger("corral.daemon")
 
+STREAM_WINDOW_BYTES = 256 << 10  # per-stream HTTP/2 receive window
 SWITCH_INTERVAL_S = 0.0005  # seconds; CPython's default is 0.005
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Executor"].full_name
+
+
+def server_options(cfg: DaemonConfig) -> list[tuple[str, Any]]:
+    """gRPC channel arguments: what one peer can make the daemon hold in memory.
+
+    Received messages are capped small (`max_message_bytes`; files stream in
+    chunks), and a connection's concurrent streams are bounded, so a peer's
+    unread data is bounded by streams x flow-control window. Results may be as
+    large as a container frame, hence the larger send cap.
+    """
+    return [
+        ("grpc.max_receive_message_length", cfg.max_message_bytes),
+        ("grpc.max_send_message_length", max(cfg.max_message_bytes, DEFAULT_MAX_FRAME + MiB)),
+        ("grpc.max_concurrent_streams", cfg.max_streams_per_connection),
+        ("grpc.so_reuseport", 0),
+        # No BDP probing: it grows a stream's flow-control window to many MiB, which is
+        # what a peer can make the daemon buffer per stream without any read by a
+        # handler. A fixed window of STREAM_WINDOW_BYTES keeps that bounded.
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
+    ]
 
 
 def configure_health_and_reflection(server: grpc.aio.Server) -> health_aio.HealthServicer:
@@ -143,12 +170,11 @@ class Daemon:
         self.metrics.add_gauge("corral_sessions", "Open sessions.", lambda: len(self.sessions))
         self.service = ExecutorService(cfg, pool, self.sessions, self.metrics, self.instance_id)
 
-        options = [
-            ("grpc.max_receive_message_length", cfg.max_message_bytes),
-            ("grpc.max_send_message_length", cfg.max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ]
-        server = grpc.aio.server(options=options)
+        server = grpc.aio.server(
+            options=server_options(cfg),
+            interceptors=[Gate(Authenticator(cfg.tokens))],
+            maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
+        )
         pb_grpc.add_ExecutorServicer_to_server(self.service, server)
         self._health = configure_health_and_reflection(server)
         self.port = self._bind(server)
@@ -185,21 +211,24 @@ class Daemon:
 
     def _bind(self, server: grpc.aio.Server) -> int:
         cfg = self.config
-        try:
-            if cfg.tls_enabled:
-                try:
-                    with open(cfg.tls_key, "rb") as k, open(cfg.tls_cert, "rb") as c:
-                        creds = grpc.ssl_server_credentials([(k.read(), c.read())])
-                except OSError as exc:
-                    raise ConfigError(f"cannot read tls_cert/tls_key: {exc}") from exc
+        if cfg.tls_enabled:
+            creds = _tls_credentials(cfg.tls_cert, cfg.tls_key)
+            try:
                 port = server.add_secure_port(cfg.listen, creds)
-            else:
+            except RuntimeError as exc:
+                raise ConfigError(
+                    f"cannot listen with TLS on {cfg.listen}: {exc}; the address may be in "
+                    "use or invalid (set listen to a free HOST:PORT), or tls_cert/tls_key "
+                    "unusable by gRPC"
+                ) from exc
+        else:
+            try:
                 port = server.add_insecure_port(cfg.listen)
-        except RuntimeError as exc:  # grpc raises RuntimeError("Failed to bind ...")
-            raise ConfigError(
-                f"cannot listen on {cfg.listen}: {exc}; is another daemon using it? "
-                "set listen to a free HOST:PORT or unix:/path"
-            ) from exc
+            except RuntimeError as exc:  # grpc raises RuntimeError("Failed to bind ...")
+                raise ConfigError(
+                    f"cannot listen on {cfg.listen}: {exc}; is another daemon using it? "
+                    "set listen to a free HOST:PORT or unix:/path"
+                ) from exc
         if port == 0 and not cfg.listen.startswith("unix:"):
             raise ConfigError(f"cannot listen on {cfg.listen}: address in use or invalid")
         return port
@@ -297,6 +326,43 @@ class Daemon:
         log.info("stopped", extra={"instance": self.instance_id})
 
 
+def _tls_credentials(cert: str, key: str) -> grpc.ServerCredentials:
+    """Server credentials, after checking the files hold a certificate and its key.
+
+    gRPC only reports a bad certificate as a failure to bind; reading the pair
+    with the `ssl` module first says what is actually wrong.
+    """
+    try:
+        with open(key, "rb") as k, open(cert, "rb") as c:
+            key_pem, cert_pem = k.read(), c.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read tls_cert/tls_key: {exc}") from exc
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(
+            f"tls_cert={cert!r} and tls_key={key!r} are not a PEM certificate chain and its "
+            f"matching private key ({exc}); check both files (openssl x509 -in CERT -noout "
+            "-text; the key must belong to the first certificate)"
+        ) from exc
+    return grpc.ssl_server_credentials([(key_pem, cert_pem)])
+
+
+def write_ready_file(path: str, daemon: Daemon) -> None:
+    """The ready file: where the daemon listens, for launchers that asked for port 0."""
+    doc = {
+        "address": daemon.target,
+        "port": daemon.port,
+        "metrics_port": daemon.metrics_port,
+        "instance_id": daemon.instance_id,
+        "pid": os.getpid(),
+    }
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f)
+    os.replace(tmp, path)  # readers never see a half-written file
+
+
 async def serve(config: DaemonConfig) -> int:
     """Run until SIGTERM/SIGINT, then stop in stages; a second signal exits at once."""
     loop = asyncio.get_running_loop()
@@ -321,8 +387,19 @@ async def serve(config: DaemonConfig) -> int:
         loop.add_signal_handler(sig, on_signal, sig)
     daemon = Daemon(config)
     await daemon.start()
-    ready = asyncio.create_task(daemon.wait_ready())
-    await stop.wait()
-    ready.cancel()
+
+    async def announce() -> None:
+        await daemon.wait_ready()
+        if config.ready_file:
+            write_ready_file(config.ready_file, daemon)
+
+    ready = asyncio.create_task(announce())
+    try:
+        await stop.wait()
+    finally:
+        ready.cancel()
+        if config.ready_file:
+            with contextlib.suppress(OSError):
+                os.unlink(config.ready_file)
     await daemon.stop()
     return 0

@@ -1,15 +1,18 @@
-"""The `corral.v1.Executor` servicer: one method per RPC, no lifecycle.
+"""The `corral.v1.Executor` servicer: the RPC surface, one thin method per RPC.
 
-Each handler authenticates, finds the caller's session, claims its lock (one
-sandbox call at a time) and talks to the session's container through
-`channel.AsyncSandbox` on the event loop. Errors are `DaemonError`s, turned
-into gRPC statuses by `_rpc` using `errors.grpc_status` (the one mapping).
+A handler validates its request (`validation`), finds the caller's session,
+claims its lock (one sandbox call at a time) and talks to the session's
+container, through `orchestration` for anything longer than one request
+(session setup, a snippet run, a replay for fork/recover). The bookkeeping of
+sessions that survive (history, checkpoints, interrupts) is in `lifecycle`.
+Authentication, request decoding and the mapping of `DaemonError`s to gRPC
+statuses happen around every handler in the server interceptor
+(`interceptor.Gate`); a handler only reads `current_caller()` and raises.
 
-Execute runs the snippet as a task that reads the container's frames; output
-chunks and tool calls go through a queue to the response stream as they
-arrive, tool answers come back from the client's request stream through one
-future per call, and the task's own deadline (wall time + grace, not counting
-time spent waiting for tools) ends in a kill and a TIMEOUT with session_lost.
+Execute: a client that goes away mid-snippet (cancel, deadline, closed stream)
+interrupts the snippet the way `Interrupt` does; the session keeps its state.
+Only a runner that ignores the interrupt within the grace loses its container
+(SANDBOX_LOST, recoverable with RecoverSession).
 """
 
 from __future__ import annotations
@@ -17,22 +20,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import functools
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
-from executor.daemon import convert, files, lifecycle
-from executor.daemon.auth import Authenticator
+from executor.daemon import convert, lifecycle, orchestration, validation
+from executor.daemon.auth import ANONYMOUS, current_caller
 from executor.daemon.config import DaemonConfig
 from executor.daemon.errors import (
     CannotReplay,
     CheckpointLimit,
-    DaemonError,
     InvalidArgument,
     SandboxCallFailed,
     SessionBusy,
@@ -41,55 +42,20 @@ from executor.daemon.errors import (
     SessionNotFound,
     ShuttingDown,
     TooLarge,
-    grpc_status,
 )
-from executor.daemon.imports import check_imports
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.pool import Pool
-from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
-from executor.sandbox.events import ExecuteResult, ToolCall
+from executor.daemon.sessions import Session, SessionRegistry, new_session_id
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
-from proto.limits import LimitValueError, SessionLimits, check_minimum
+from proto.limits import FILE_CHUNK_BYTES, SessionLimits
 
 log = logging.getLogger("corral.daemon.service")
 
-CALL_TIMEOUT_S = 10.0  # set/get vars, files, init: the runner answers these at once
-MAX_TOOLS = 256
-MAX_IMPORTS = 256
-MAX_LABELS = 64
-MAX_PATH_CHARS = 1024
-MAX_NAME_CHARS = 200
-MAX_TOOL_ERROR_CHARS = 64 << 10
 CLOSED_MEMORY = 10_000  # recently closed ids remembered, so CloseSession stays idempotent
-OPEN_ATTEMPTS = 3  # a warm container found dead at init is replaced this many times
-FIRST_REQUEST_TIMEOUT_S = 30.0  # an Execute stream must send its ExecuteStart this soon
-TOOL_MARGIN_S = 0.25  # the daemon gives up on a tool answer this much before the runner
-
-T = TypeVar("T")
+FIRST_REQUEST_TIMEOUT_S = 30.0  # a client stream must send its first message this soon
+MAX_LOGGED_LABELS = 8
 _QUIET_VERDICTS = frozenset((pb.VERDICT_OK, pb.VERDICT_ERROR, pb.VERDICT_SYNTAX_ERROR))
-
-
-def _sandbox_errors() -> tuple[type[BaseException], ...]:
-    from executor.sandbox import driver
-
-    return (driver.SandboxError,)
-
-
-def _rpc(
-    fn: Callable[..., Awaitable[T]],
-) -> Callable[..., Awaitable[T]]:
-    """Unary handler wrapper: DaemonError -> its gRPC status with the message."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: ExecutorService, request: Any, context: grpc.aio.ServicerContext) -> T:
-        try:
-            return await fn(self, request, context)
-        except DaemonError as exc:
-            await context.abort(grpc_status(exc), str(exc))
-            raise  # unreachable: abort raises
-
-    return wrapper
 
 
 class ExecutorService(pb_grpc.ExecutorServicer):
@@ -106,19 +72,16 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         self.sessions = sessions
         self.metrics = metrics
         self.instance_id = instance_id
-        self.auth = Authenticator(config.tokens)
         self.accepting = True
         self.snippets_executed = 0
+        self._snippets_by_caller: collections.Counter[str] = collections.Counter()
         self._closed: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.running: set[asyncio.Task[Any]] = set()
 
     # --- helpers -------------------------------------------------------------
 
-    def _caller(self, context: grpc.aio.ServicerContext) -> str:
-        return self.auth.identify(context.invocation_metadata())
-
-    def _session(self, session_id: str, context: grpc.aio.ServicerContext) -> Session:
-        return self.sessions.get(session_id, self._caller(context))
+    def _session(self, session_id: str) -> Session:
+        return self.sessions.get(validation.session_id(session_id), current_caller())
 
     async def end_session(
         self, session: Session, reason: str, *, recoverable: bool = False
@@ -134,7 +97,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         if session.lock.locked():
             # A snippet is running: killing first ends its pending read with EOF
             # before the socket is closed under it.
-            await self._kill(session)
+            await orchestration.kill(session.sandbox)
         if recoverable:
             self.sessions.mark_lost(session, reason)
         else:
@@ -144,12 +107,11 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         self.pool.release(session.sandbox)
         log.info("session ended", extra={"session_id": session.id, "reason": reason})
 
-    async def _kill(self, session: Session) -> None:
-        """Kill the container now (hard timeout): unblocks a driver thread stuck reading."""
-        try:
-            await asyncio.to_thread(session.sandbox.kill)
-        except Exception as exc:  # a container already gone is fine
-            log.debug("kill failed", extra={"session_id": session.id, "error": str(exc)})
+    async def _lose(self, session: Session, reason: str, detail: str) -> SessionLost:
+        """Kill the container; the session is kept for recover(). The error to raise."""
+        await orchestration.kill(session.sandbox)
+        await self.end_session(session, reason, recoverable=True)
+        return SessionLost(detail[:300])
 
     async def _call(self, session: Session, frame: dict[str, Any], want: str) -> Any:
         """One request/answer on the session's channel; runner refusals -> SandboxCallFailed.
@@ -159,17 +121,16 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         from executor.sandbox import driver
 
         try:
-            answer = await session.sandbox.request_async(frame, CALL_TIMEOUT_S)
+            answer = await session.sandbox.request_async(frame, orchestration.CALL_TIMEOUT_S)
         except driver.SandboxRequestError as exc:
             raise SandboxCallFailed(f"the sandbox refused {frame['type']}: {exc}") from exc
         except driver.SandboxError as exc:
-            await self._kill(session)
-            await self.end_session(session, f"lost: {str(exc)[:200]}", recoverable=True)
-            raise SessionLost(str(exc)[:300]) from exc
+            raise await self._lose(session, f"lost: {str(exc)[:200]}", str(exc)) from exc
         if answer.frame_type != want:
-            await self._kill(session)
-            await self.end_session(session, "protocol", recoverable=True)
-            raise SessionLost(f"the runner answered {answer.frame_type!r} instead of {want!r}")
+            got = str(answer.frame_type)[:40]
+            raise await self._lose(
+                session, "protocol", f"the runner answered {got!r} instead of {want!r}"
+            )
         return answer
 
     def _grace_s(self) -> float:
@@ -179,17 +140,10 @@ class ExecutorService(pb_grpc.ExecutorServicer):
     def _caps(self, limits: SessionLimits) -> pb.Caps:
         return lifecycle.caps(limits, self.config.max_file_bytes, self.config.max_message_bytes)
 
-    def _check_variables_size(self, variables_json: str) -> None:
-        size = len(variables_json)
-        if size > self.config.max_file_bytes:
-            raise TooLarge(
-                "the variables' JSON", size, self.config.max_file_bytes, "max_file_bytes"
-            )
-
     async def _roll_back_if_abandoned(
         self, session: Session, context: grpc.aio.ServicerContext
     ) -> None:
-        """End a just-opened session if its OpenSession is not delivered (cancel, deadline)."""
+        """End a just-opened session if its response is not delivered (cancel, deadline)."""
 
         def done(ctx: Any) -> None:
             if not ctx.cancelled():
@@ -211,58 +165,28 @@ class ExecutorService(pb_grpc.ExecutorServicer):
 
     # --- sessions ------------------------------------------------------------
 
-    @_rpc
     async def OpenSession(
         self, request: pb.OpenSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.OpenSessionResponse:
-        caller = self._caller(context)
+        caller = current_caller()
         if not self.accepting:
             raise ShuttingDown("the daemon is shutting down; open the session on another daemon")
         t0 = time.perf_counter()
-        requested = convert.limits_to_dict(request.limits)
-        for name, value in requested.items():
-            try:
-                check_minimum(name, value)
-            except LimitValueError as exc:
-                raise InvalidArgument(str(exc)) from None
-        warnings = check_imports(request.authorized_imports)
-        limits = resolve_limits(
-            requested,
-            self.config.default_limits,
-            self.config.max_limits,
+        plan = validation.open_session(request, self.config)
+        sandbox = await orchestration.bind_container(
+            self.pool,
+            plan,
+            open_wait_s=self.config.open_wait_s,
+            on_failure=self.metrics.containers_failed.inc,
         )
-        self._check_variables_size(request.variables_json)
-        init = _init_args(request, limits)
-        labels = dict(request.labels)
-        if len(labels) > MAX_LABELS:
-            raise InvalidArgument(f"at most {MAX_LABELS} labels per session")
-        for attempt in range(OPEN_ATTEMPTS):
-            sandbox = await self.pool.acquire(limits, self.config.open_wait_s)
-            try:
-                await sandbox.init_async(**init, timeout=CALL_TIMEOUT_S)
-                break
-            except BaseException as exc:
-                if not isinstance(exc, _sandbox_errors()):
-                    self.pool.release(sandbox)  # cancelled or a bug: never leak the container
-                    raise
-                await self.pool.destroy(sandbox)
-                if _is_refusal(exc):
-                    raise InvalidArgument(f"the sandbox refused the session setup: {exc}") from exc
-                self.metrics.containers_failed.inc()
-                log.warning(
-                    "container failed at session init; retrying",
-                    extra={"attempt": attempt + 1, "error": str(exc)[:200]},
-                )
-        else:
-            raise SandboxCallFailed("containers keep failing at session init; see the daemon log")
         session = Session(
             id=new_session_id(),
             owner=caller,
             sandbox=sandbox,
-            limits=limits,
-            labels=labels,
-            has_tools=bool(init["tools"]),
-            init=init,
+            limits=plan.limits,
+            labels=plan.labels,
+            has_tools=plan.has_tools,
+            init=plan.init,
         )
         self.sessions.add(session)
         # A caller that gave up (deadline, cancel) never learns the id: roll back.
@@ -270,6 +194,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         elapsed = time.perf_counter() - t0
         self.metrics.open_latency.observe(elapsed)
         self.metrics.sessions_opened.inc()
+        shown = list(plan.labels.items())[:MAX_LOGGED_LABELS]
         log.info(
             "session opened",
             extra={
@@ -277,23 +202,22 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 "caller": caller,
                 "container": getattr(sandbox, "name", ""),
                 "open_ms": round(elapsed * 1000, 2),
-                **{f"label_{k}": v for k, v in list(labels.items())[:8]},
+                **{f"label_{k}": v for k, v in shown},
             },
         )
         return pb.OpenSessionResponse(
             session_id=session.id,
-            limits=convert.limits_to_proto(limits),
-            warnings=warnings,
-            caps=self._caps(limits),
+            limits=convert.limits_to_proto(plan.limits),
+            warnings=plan.warnings,
+            caps=self._caps(plan.limits),
         )
 
-    @_rpc
     async def CloseSession(
         self, request: pb.CloseSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.CloseSessionResponse:
-        caller = self._caller(context)
+        caller = current_caller()
         try:
-            session = self.sessions.get(request.session_id, caller)
+            session = self._session(request.session_id)
         except SessionNotFound:
             if self._closed.get(request.session_id) == caller:
                 return pb.CloseSessionResponse()  # already closed by its owner: idempotent
@@ -307,96 +231,102 @@ class ExecutorService(pb_grpc.ExecutorServicer):
 
     # --- variables and files -------------------------------------------------
 
-    @_rpc
     async def SetVariables(
         self, request: pb.SetVariablesRequest, context: grpc.aio.ServicerContext
     ) -> pb.SetVariablesResponse:
-        session = self._session(request.session_id, context)
-        self._check_variables_size(request.variables_json)
-        try:
-            variables = convert.parse_json_object(request.variables_json, "variables_json")
-        except ValueError as exc:
-            raise InvalidArgument(str(exc)) from None
+        frame = validation.set_variables(request, self.config)
+        session = self._session(request.session_id)
         async with session.claim():
             session.touch()
-            await self._call(session, {"type": "set_vars", "variables": variables}, "ack")
-            session.history.append(lifecycle.set_vars_entry(variables))
+            await self._call(session, frame, "ack")
+            session.history.append(lifecycle.set_vars_entry(frame["variables"]))
         return pb.SetVariablesResponse()
 
-    @_rpc
     async def GetVariables(
         self, request: pb.GetVariablesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetVariablesResponse:
-        session = self._session(request.session_id, context)
+        frame = validation.get_variables(request)
+        session = self._session(request.session_id)
         async with session.claim():
             session.touch()
-            answer = await self._call(
-                session, {"type": "get_vars", "names": list(request.names)}, "vars"
-            )
+            answer = await self._call(session, frame, "vars")
         return pb.GetVariablesResponse(variables=convert.variables(answer.state))
 
-    @_rpc
     async def UploadFile(
         self, request: pb.UploadFileRequest, context: grpc.aio.ServicerContext
     ) -> pb.UploadFileResponse:
-        session = self._session(request.session_id, context)
-        path = _workspace_path(request.path)
-        size = len(request.data)
-        if size > self.config.max_file_bytes:
-            raise TooLarge("the file", size, self.config.max_file_bytes, "max_file_bytes")
-        data_b64 = base64.b64encode(request.data).decode("ascii")
-        async with session.claim():
-            session.touch()
-            await self._call(
-                session, {"type": "write_file", "path": path, "data_b64": data_b64}, "ack"
-            )
-            session.history.append(lifecycle.upload_entry(path, bytes(request.data)))
-        return pb.UploadFileResponse(size=size)
+        path = validation.workspace_path(request.path)
+        validation.file_size(len(request.data), self.config)
+        session = self._session(request.session_id)
+        return pb.UploadFileResponse(size=await self._write_file(session, path, request.data))
 
-    @_rpc
+    async def UploadFileStream(
+        self, request_iterator: AsyncIterator[pb.FileChunk], context: grpc.aio.ServicerContext
+    ) -> pb.UploadFileResponse:
+        first = await _first(request_iterator, "UploadFileStream", "a FileChunk")
+        path = validation.workspace_path(first.path)
+        session = self._session(first.session_id)  # before reading the rest of the file
+        parts, size = [first.data], len(first.data)
+        self._check_chunk(first)
+        async for chunk in request_iterator:
+            if chunk.session_id or chunk.path:
+                raise InvalidArgument("only the first FileChunk may carry session_id and path")
+            self._check_chunk(chunk)
+            size += len(chunk.data)
+            validation.file_size(size, self.config)  # stop reading as soon as it is too big
+            parts.append(chunk.data)
+        validation.file_size(size, self.config)
+        return pb.UploadFileResponse(size=await self._write_file(session, path, b"".join(parts)))
+
     async def DownloadFile(
         self, request: pb.DownloadFileRequest, context: grpc.aio.ServicerContext
     ) -> pb.DownloadFileResponse:
-        session = self._session(request.session_id, context)
-        path = _workspace_path(request.path)
+        path = validation.workspace_path(request.path)
+        session = self._session(request.session_id)
+        return pb.DownloadFileResponse(data=await self._read_file(session, path))
+
+    async def DownloadFileStream(
+        self, request: pb.DownloadFileRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.FileChunk]:
+        path = validation.workspace_path(request.path)
+        session = self._session(request.session_id)
+        data = await self._read_file(session, path)
+        view = memoryview(data)
+        for offset in range(0, max(len(data), 1), FILE_CHUNK_BYTES):
+            yield pb.FileChunk(data=bytes(view[offset : offset + FILE_CHUNK_BYTES]))
+
+    @staticmethod
+    def _check_chunk(chunk: pb.FileChunk) -> None:
+        if len(chunk.data) > FILE_CHUNK_BYTES:
+            raise InvalidArgument(
+                f"a FileChunk carries {len(chunk.data)} bytes; send at most {FILE_CHUNK_BYTES}"
+            )
+
+    async def _write_file(self, session: Session, path: str, data: bytes) -> int:
+        frame = {"type": "write_file", "path": path, "data_b64": base64.b64encode(data).decode()}
+        async with session.claim():
+            session.touch()
+            await self._call(session, frame, "ack")
+            session.history.append(lifecycle.upload_entry(path, bytes(data)))
+        return len(data)
+
+    async def _read_file(self, session: Session, path: str) -> bytes:
+        cap = self.config.max_file_bytes
         async with session.claim():
             session.touch()
             answer = await self._call(
-                session,
-                {"type": "read_file", "path": path, "max_bytes": self.config.max_file_bytes},
-                "file",
+                session, {"type": "read_file", "path": path, "max_bytes": cap}, "file"
             )
-        data, cap = answer.data, self.config.max_file_bytes
+        data: bytes = answer.data
         if len(data) > cap:
             raise TooLarge(f"the file {path!r}", len(data), cap, "max_file_bytes")
-        return pb.DownloadFileResponse(data=data)
+        return data
 
-    @_rpc
-    async def GetStats(
-        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetStatsResponse:
-        self._caller(context)
-        s = self.pool.stats()
-        m = self.metrics
-        return pb.GetStatsResponse(
-            warm=s.warm,
-            in_use=s.in_use,
-            starting=s.starting,
-            max_containers=s.max_containers,
-            sessions=len(self.sessions),
-            containers_created=int(m.containers_created.value()),
-            containers_destroyed=int(m.containers_destroyed.value()),
-            containers_failed=int(m.containers_failed.value()),
-            snippets_executed=self.snippets_executed,
-            instance_id=self.instance_id,
-        )
-
-    @_rpc
     async def ListFiles(
         self, request: pb.ListFilesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListFilesResponse:
-        session = self._session(request.session_id, context)
-        path = files.workspace_path(request.path, allow_root=True)
+        path = validation.workspace_path(request.path, allow_root=True)
+        session = self._session(request.session_id)
         async with session.claim():
             session.touch()
             answer = await self._call(session, {"type": "list_files", "path": path}, "files")
@@ -407,44 +337,71 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             ]
         )
 
-    @_rpc
     async def RemoveFile(
         self, request: pb.RemoveFileRequest, context: grpc.aio.ServicerContext
     ) -> pb.RemoveFileResponse:
-        session = self._session(request.session_id, context)
-        path = files.workspace_path(request.path)
+        path = validation.workspace_path(request.path)
+        session = self._session(request.session_id)
         async with session.claim():
             session.touch()
             await self._call(session, {"type": "remove_file", "path": path}, "ack")
         return pb.RemoveFileResponse()
 
-    @_rpc
     async def MakeDirectory(
         self, request: pb.MakeDirectoryRequest, context: grpc.aio.ServicerContext
     ) -> pb.MakeDirectoryResponse:
-        session = self._session(request.session_id, context)
-        path = files.workspace_path(request.path)
+        path = validation.workspace_path(request.path)
+        session = self._session(request.session_id)
         async with session.claim():
             session.touch()
             await self._call(session, {"type": "make_dir", "path": path}, "ack")
         return pb.MakeDirectoryResponse()
 
-    # --- sessions that survive: interrupt, checkpoints, fork, recover, attach -----
-    # The logic lives in executor/daemon/lifecycle.py; these are thin handlers.
+    # --- stats ---------------------------------------------------------------
 
-    @_rpc
+    async def GetStats(
+        self, request: pb.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetStatsResponse:
+        caller = current_caller()
+        if caller == ANONYMOUS or caller in self.config.admin_callers:
+            s = self.pool.stats()
+            m = self.metrics
+            return pb.GetStatsResponse(
+                warm=s.warm,
+                in_use=s.in_use,
+                starting=s.starting,
+                max_containers=s.max_containers,
+                sessions=len(self.sessions),
+                containers_created=int(m.containers_created.value()),
+                containers_destroyed=int(m.containers_destroyed.value()),
+                containers_failed=int(m.containers_failed.value()),
+                snippets_executed=self.snippets_executed,
+                instance_id=self.instance_id,
+                global_view=True,
+            )
+        own = sum(1 for s in self.sessions.all() if s.owner == caller)
+        return pb.GetStatsResponse(
+            max_containers=self.pool.stats().max_containers,  # capacity, not activity
+            sessions=own,
+            snippets_executed=self._snippets_by_caller[caller],
+            instance_id=self.instance_id,
+        )
+
+    # --- sessions that survive: interrupt, checkpoints, fork, recover, attach -----
+    # The bookkeeping is in executor/daemon/lifecycle.py, the replay container in
+    # orchestration.replayed_container; these are thin handlers.
+
     async def Interrupt(
         self, request: pb.InterruptRequest, context: grpc.aio.ServicerContext
     ) -> pb.InterruptResponse:
-        session = self._session(request.session_id, context)
+        session = self._session(request.session_id)
         control = session.run
         return pb.InterruptResponse(interrupted=control is not None and control.interrupt())
 
-    @_rpc
     async def Checkpoint(
         self, request: pb.CheckpointRequest, context: grpc.aio.ServicerContext
     ) -> pb.CheckpointResponse:
-        session = self._session(request.session_id, context)
+        session = self._session(request.session_id)
         await lifecycle.wait_until_free(session, self._grace_s() + 1)
         async with session.claim():
             session.touch()
@@ -461,11 +418,10 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             session.checkpoints[cp.id] = cp
         return pb.CheckpointResponse(checkpoint_id=cp.id, checkpoints=len(session.checkpoints))
 
-    @_rpc
     async def Rollback(
         self, request: pb.RollbackRequest, context: grpc.aio.ServicerContext
     ) -> pb.RollbackResponse:
-        session = self._session(request.session_id, context)
+        session = self._session(request.session_id)
         cp = lifecycle.find_checkpoint(session.checkpoints, request.checkpoint_id)
         await lifecycle.wait_until_free(session, self._grace_s() + 1)
         async with session.claim():
@@ -474,19 +430,17 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             session.history.restore(cp.snapshot)
         return pb.RollbackResponse()
 
-    @_rpc
     async def ListCheckpoints(
         self, request: pb.ListCheckpointsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCheckpointsResponse:
-        session = self._session(request.session_id, context)
+        session = self._session(request.session_id)
         infos = [lifecycle.checkpoint_info(cp) for cp in session.checkpoints.values()]
         return pb.ListCheckpointsResponse(checkpoints=infos)
 
-    @_rpc
     async def DropCheckpoint(
         self, request: pb.DropCheckpointRequest, context: grpc.aio.ServicerContext
     ) -> pb.DropCheckpointResponse:
-        session = self._session(request.session_id, context)
+        session = self._session(request.session_id)
         cp = lifecycle.find_checkpoint(session.checkpoints, request.checkpoint_id)
         await lifecycle.wait_until_free(session, self._grace_s() + 1)
         async with session.claim():
@@ -500,14 +454,13 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 pass  # the runner no longer holds it: dropped either way
         return pb.DropCheckpointResponse()
 
-    @_rpc
     async def ForkSession(
         self, request: pb.ForkSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ForkSessionResponse:
-        caller = self._caller(context)
+        caller = current_caller()
         if not self.accepting:
             raise ShuttingDown("the daemon is shutting down; fork on another daemon")
-        parent = self.sessions.get(request.session_id, caller)
+        parent = self._session(request.session_id)
         if request.checkpoint_id:
             snap = lifecycle.find_checkpoint(parent.checkpoints, request.checkpoint_id).snapshot
         else:
@@ -518,11 +471,17 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 f"({lifecycle.HISTORY_MAX_BYTES} bytes or {lifecycle.HISTORY_MAX_ENTRIES} "
                 "entries), so it cannot be rebuilt by replay; fork from an earlier checkpoint"
             )
-        labels = {**parent.labels, **dict(request.labels)}
-        if len(labels) > MAX_LABELS:
-            raise InvalidArgument(f"at most {MAX_LABELS} labels per session")
+        labels = validation.fork_labels(parent.labels, request.labels)
         t0 = time.perf_counter()
-        sandbox, report = await self._replayed_sandbox(parent.limits, parent.init, snap.entries)
+        sandbox, report = await orchestration.replayed_container(
+            self.pool,
+            parent.limits,
+            parent.init,
+            snap.entries,
+            open_wait_s=self.config.open_wait_s,
+            grace_ms=self.config.hard_timeout_grace_ms,
+            on_failure=self.metrics.containers_failed.inc,
+        )
         child = Session(
             id=new_session_id(),
             owner=caller,
@@ -554,17 +513,17 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             warnings=report.warnings,
         )
 
-    @_rpc
     async def RecoverSession(
         self, request: pb.RecoverSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecoverSessionResponse:
-        caller = self._caller(context)
+        caller = current_caller()
         if not self.accepting:
             raise ShuttingDown("the daemon is shutting down; recover on another daemon")
+        session_id = validation.session_id(request.session_id)
         try:
-            session = self.sessions.get_lost(request.session_id, caller)
+            session = self.sessions.get_lost(session_id, caller)
         except SessionNotFound:
-            self.sessions.get(request.session_id, caller)  # NOT_FOUND unless it is alive
+            self.sessions.get(session_id, caller)  # NOT_FOUND unless it is alive
             raise CannotReplay(
                 "the session has not lost its container; nothing to recover"
             ) from None
@@ -575,8 +534,15 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         keep = [cp for cp in session.checkpoints.values() if lifecycle.is_prefix(cp.snapshot, snap)]
         session.recovering = True
         try:
-            sandbox, report = await self._replayed_sandbox(
-                session.limits, session.init, snap.entries, keep
+            sandbox, report = await orchestration.replayed_container(
+                self.pool,
+                session.limits,
+                session.init,
+                snap.entries,
+                open_wait_s=self.config.open_wait_s,
+                grace_ms=self.config.hard_timeout_grace_ms,
+                checkpoints=keep,
+                on_failure=self.metrics.containers_failed.inc,
             )
         finally:
             session.recovering = False
@@ -606,15 +572,15 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             warnings=report.warnings,
         )
 
-    @_rpc
     async def AttachSession(
         self, request: pb.AttachSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.AttachSessionResponse:
-        caller = self._caller(context)
+        caller = current_caller()
+        session_id = validation.session_id(request.session_id)
         try:
-            session = self.sessions.get(request.session_id, caller)
+            session = self.sessions.get(session_id, caller)
         except SessionNeedsRecovery:
-            session = self.sessions.get_lost(request.session_id, caller)  # to call recover()
+            session = self.sessions.get_lost(session_id, caller)  # to call recover()
         session.touch()
         tools = [
             pb.ToolSpec(
@@ -635,41 +601,6 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             lost=session.lost,
         )
 
-    async def _replayed_sandbox(
-        self,
-        limits: SessionLimits,
-        init: dict[str, Any],
-        entries: tuple[lifecycle.Entry, ...],
-        checkpoints: list[lifecycle.Checkpoint] | None = None,
-    ) -> tuple[Any, lifecycle.ReplayReport]:
-        """A fresh container, initialised as `init` says, with `entries` replayed into it."""
-        for attempt in range(OPEN_ATTEMPTS):
-            sandbox = await self.pool.acquire(limits, self.config.open_wait_s)
-            try:
-                await sandbox.init_async(**init, timeout=CALL_TIMEOUT_S)
-                report = await lifecycle.replay(
-                    sandbox, entries, limits, self.config.hard_timeout_grace_ms, checkpoints or ()
-                )
-                return sandbox, report
-            except BaseException as exc:
-                if not isinstance(exc, _sandbox_errors()):
-                    self.pool.release(sandbox)  # cancelled or a bug: never leak the container
-                    raise
-                await self.pool.destroy(sandbox)
-                if _is_refusal(exc):
-                    raise SandboxCallFailed(f"the sandbox refused the replay: {exc}") from exc
-                if _is_timeout(exc):  # the history's fault, not the container's: no retry
-                    raise CannotReplay(
-                        "a replayed snippet did not finish within wall_time_ms + grace "
-                        "(non-deterministic code?); fork from an earlier checkpoint"
-                    ) from exc
-                self.metrics.containers_failed.inc()
-                log.warning(
-                    "container failed during replay; retrying",
-                    extra={"attempt": attempt + 1, "error": str(exc)[:200]},
-                )
-        raise SandboxCallFailed("containers keep failing during replay; see the daemon log")
-
     # --- execute -------------------------------------------------------------
 
     async def Execute(
@@ -677,335 +608,101 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         request_iterator: AsyncIterator[pb.ExecuteRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.ExecuteResponse]:
-        try:
-            caller = self._caller(context)
-            if not self.accepting:
-                raise ShuttingDown("the daemon is shutting down; no new snippets")
-            try:
-                async with asyncio.timeout(FIRST_REQUEST_TIMEOUT_S):
-                    first = await anext(aiter(request_iterator))
-            except StopAsyncIteration:
-                raise InvalidArgument("the Execute stream ended before ExecuteStart") from None
-            except TimeoutError:
-                raise InvalidArgument(
-                    f"no ExecuteStart within {FIRST_REQUEST_TIMEOUT_S:g} s of opening Execute"
-                ) from None
-            if first.WhichOneof("kind") != "start":
-                raise InvalidArgument("the first Execute request must carry ExecuteStart")
-            start = first.start
-            code_size = len(start.code.encode("utf-8", "surrogatepass"))
-            code_cap = self.config.max_limits.code_bytes
-            if code_size > code_cap:
-                raise TooLarge("the code", code_size, code_cap, "max_code_bytes")
-            session = self.sessions.get(start.session_id, caller)
-            await lifecycle.wait_until_free(session, self._grace_s() + 1)
-            lock = session.claim()
-        except DaemonError as exc:
-            await context.abort(grpc_status(exc), str(exc))
-            return
-        async with lock:
+        caller = current_caller()
+        if not self.accepting:
+            raise ShuttingDown("the daemon is shutting down; no new snippets")
+        first = await _first(request_iterator, "Execute", "ExecuteStart")
+        if first.WhichOneof("kind") != "start":
+            raise InvalidArgument("the first Execute request must carry ExecuteStart")
+        code = validation.code(first.start.code, self.config)
+        session = self._session(first.start.session_id)
+        await lifecycle.wait_until_free(session, self._grace_s() + 1)
+        async with session.claim():
             session.touch()
             task = asyncio.current_task()
             if task is not None:
                 self.running.add(task)
-            snippet = self._run_snippet(session, start.code, request_iterator)
+            snippet = self._run(session, code, caller, request_iterator)
             try:
                 async for response in snippet:
                     yield response
             finally:
                 # The client went away mid-snippet (cancelled, deadline, stream closed):
-                # closing the generator interrupts the snippet and keeps the session
-                # (see _run_snippet); only a runner that ignores the interrupt loses it.
+                # closing the run interrupts the snippet and keeps the session (see
+                # orchestration.run_snippet); only a runner ignoring the interrupt loses it.
                 await snippet.aclose()
+                session.run = None
                 if task is not None:
                     self.running.discard(task)
                 session.touch()
 
-    async def _run_snippet(
+    def _run(
         self,
         session: Session,
         code: str,
+        caller: str,
         requests: AsyncIterator[pb.ExecuteRequest],
-    ) -> AsyncGenerator[pb.ExecuteResponse, None]:
-        limits = session.limits
+    ) -> Any:
+        """The snippet's response stream; its result is counted and recorded exactly once."""
         t0 = time.perf_counter()
-        hard_s = (limits.wall_time_ms + self.config.hard_timeout_grace_ms) / 1000
-        tool_timeout_s = limits.tool_timeout_ms / 1000
-        result_cap = self.config.max_file_bytes
-        events: asyncio.Queue[Any] = asyncio.Queue()
         control = lifecycle.RunControl(
-            session.sandbox, self._grace_s(), lambda: self._kill(session)
+            session.sandbox, self._grace_s(), lambda: orchestration.kill(session.sandbox)
         )
-        pending = control.pending  # call_id -> the future its answer resolves
-        names: dict[str, str] = {}  # call_id -> tool name, for size errors
-
-        def on_output(text: str) -> None:
-            events.put_nowait(pb.ExecuteResponse(output=pb.OutputChunk(text=text)))
-
-        async def on_tool_call(call: ToolCall) -> dict[str, Any]:
-            # `call` passed the channel's schema check (strings, JSON-safe arguments).
-            call_id, name = call.call_id, call.name
-            if control.interrupted:
-                return dict(lifecycle.INTERRUPT_ERROR)
-            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            pending[call_id] = fut
-            names[call_id] = name
-            events.put_nowait(
-                pb.ExecuteResponse(
-                    tool_call=pb.ToolCall(
-                        call_id=call_id,
-                        name=name,
-                        args_json=json.dumps(call.args),
-                        kwargs_json=json.dumps(call.kwargs),
-                    )
-                )
-            )
-            # Answer just before the runner's own tool timeout would fire, so the
-            # runner never receives an answer to a call it already gave up on.
-            wait = max(0.0, tool_timeout_s - min(TOOL_MARGIN_S, tool_timeout_s / 10))
-            try:
-                async with asyncio.timeout(wait):
-                    reply = await fut
-            except TimeoutError:
-                reply = {
-                    "ok": False,
-                    "error": {
-                        "type": "TimeoutError",
-                        "message": f"tool {name[:100]!r} got no answer from the client "
-                        f"within {limits.tool_timeout_ms} ms",
-                    },
-                }
-            finally:
-                pending.pop(call_id, None)
-                names.pop(call_id, None)
-            control.tool_log.append((name, reply))  # replayed by fork/recover, never re-called
-            return reply
-
-        async def read_answers() -> None:
-            async for req in requests:
-                if req.WhichOneof("kind") != "tool_result":
-                    continue  # only tool results are meaningful after the start
-                tr = req.tool_result
-                fut = pending.get(tr.call_id)
-                if fut is None or fut.done():
-                    continue  # late or unknown answer: the call already timed out
-                size = len(tr.value_json)
-                if size > result_cap:  # a ToolError inside the snippet, never a lost session
-                    name = names.get(tr.call_id, "?")
-                    fut.set_result(lifecycle.oversized_tool_result(name, size, result_cap))
-                    continue
-                fut.set_result(_tool_reply(tr))
-
-        # Without tools no answer can ever be needed: skip the request reader.
-        reader = asyncio.create_task(read_answers()) if session.has_tools else None
-        run = asyncio.create_task(
-            session.sandbox.execute_async(
-                code,
-                timeout=hard_s,
-                on_output=on_output,
-                on_tool_call=on_tool_call,
-                tool_time_budget=limits.tool_time_budget_ms / 1000,
-            )
-        )
-        control.task = run
         session.run = control
-        done = object()
-        run.add_done_callback(lambda _: events.put_nowait(done))  # type: ignore[arg-type]
-        result: pb.ExecuteResult | None = None
-        try:
-            while (item := await events.get()) is not done:
-                yield item
-            result = await self._outcome(session, run, hard_s, control)
-        finally:
-            if reader is not None:
-                reader.cancel()
-            if result is None:
-                # The client left before the result (cancelled Execute, deadline, closed
-                # stream, or the generator was closed): interrupt the snippet, wait the
-                # grace for its result, keep the session. Shielded: a second cancel
-                # must not leave the runner half-way.
-                await asyncio.shield(control.stop())
-                if not run.done():
-                    run.cancel()
-                result = await self._outcome(session, run, hard_s, control)
-                await self._snippet_done(session, code, control, result, t0)
-                log.info("client left mid-snippet; interrupted", extra={"session_id": session.id})
+
+        async def on_result(result: pb.ExecuteResult) -> None:
             session.run = None
-        await self._snippet_done(session, code, control, result, t0)
-        yield pb.ExecuteResponse(result=result)
+            await self._snippet_done(session, code, caller, control, result, t0)
+
+        return orchestration.run_snippet(
+            session.sandbox,
+            code,
+            session.limits,
+            grace_ms=self.config.hard_timeout_grace_ms,
+            requests=requests if session.has_tools else None,
+            result_cap=self.config.max_file_bytes,
+            control=control,
+            on_result=on_result,
+        )
 
     async def _snippet_done(
         self,
         session: Session,
         code: str,
+        caller: str,
         control: lifecycle.RunControl,
         result: pb.ExecuteResult,
         t0: float,
     ) -> None:
         """Count, record in the history (for fork/recover), end a lost session, log."""
         self.snippets_executed += 1
-        verdict_name = pb.Verdict.Name(result.verdict).removeprefix("VERDICT_")
-        self.metrics.verdicts.inc(verdict=verdict_name)
+        self._snippets_by_caller[caller] += 1
+        verdict = pb.Verdict.Name(result.verdict).removeprefix("VERDICT_")
+        self.metrics.verdicts.inc(verdict=verdict)
         self.metrics.execute_latency.observe(time.perf_counter() - t0)
         if result.session_lost:
-            await self.end_session(session, f"lost: {verdict_name}", recoverable=True)
+            await self.end_session(session, f"lost: {verdict}", recoverable=True)
         elif result.verdict != pb.VERDICT_SYNTAX_ERROR:  # a syntax error changed nothing
             session.history.append(
-                lifecycle.execute_entry(code, control.tool_log, verdict_name, result.stdout)
+                lifecycle.execute_entry(code, control.tool_log, verdict, result.stdout)
             )
         # Every snippet at DEBUG; at INFO only the ones that did not simply run.
         level = logging.DEBUG if result.verdict in _QUIET_VERDICTS else logging.INFO
         log.log(
             level,
             "snippet done",
-            extra={"session_id": session.id, "verdict": verdict_name, "lost": result.session_lost},
+            extra={"session_id": session.id, "verdict": verdict, "lost": result.session_lost},
         )
 
-    async def _outcome(
-        self,
-        session: Session,
-        run: asyncio.Task[ExecuteResult],
-        hard_s: float,
-        control: lifecycle.RunControl,
-    ) -> pb.ExecuteResult:
-        """The ExecuteResult for a finished driver call, or a lost-session verdict."""
-        from executor.sandbox import driver
 
-        try:
-            return convert.execute_result(run.result())
-        except driver.SandboxRequestError as exc:
-            if control.interrupted:
-                # A runner that refuses the interrupt frame cannot stop the snippet
-                # and its channel is out of step: the container goes, the session
-                # can be recovered.
-                await self._kill(session)
-                return convert.lost_result(
-                    pb.VERDICT_SANDBOX_LOST,
-                    f"the runner cannot interrupt ({str(exc)[:200]}); the container was "
-                    "killed; recover() continues the session from its last checkpoint",
-                )
-            # The runner refused the execute frame but keeps serving: not the snippet's fault.
-            return pb.ExecuteResult(
-                verdict=pb.VERDICT_INTERNAL,
-                error=pb.ErrorInfo(type="INTERNAL", message=f"the runner refused: {exc}"[:2000]),
-            )
-        except driver.SandboxTimeout as exc:
-            await self._kill(session)
-            return convert.lost_result(
-                pb.VERDICT_TIMEOUT,
-                f"{exc} (hard timeout {hard_s:g} s = wall_time_ms + grace); "
-                "the container was killed",
-                wall_ms=int(hard_s * 1000),
-            )
-        except driver.SandboxError as exc:
-            await self._kill(session)
-            if control.killed:
-                return convert.lost_result(
-                    pb.VERDICT_SANDBOX_LOST,
-                    f"the snippet did not stop within {control.grace_s:g} s of the interrupt "
-                    "(hard_timeout_grace_ms); the container was killed; recover() continues "
-                    "the session from its last checkpoint",
-                )
-            info = await asyncio.to_thread(_inspect_exit, session.sandbox)
-            if info.get("oom_killed"):
-                return convert.lost_result(
-                    pb.VERDICT_MEMORY_LIMIT,
-                    f"the container ran out of memory (limit {session.limits.memory_bytes} bytes) "
-                    "and was killed",
-                )
-            log.warning(
-                "container lost during a snippet",
-                extra={"session_id": session.id, "error": str(exc)[:300]},
-            )
-            return convert.lost_result(
-                pb.VERDICT_SANDBOX_LOST, f"the container died or was killed: {str(exc)[:500]}"
-            )
-        except Exception as exc:
-            log.exception("snippet failed inside the daemon", extra={"session_id": session.id})
-            await self._kill(session)
-            return convert.lost_result(pb.VERDICT_INTERNAL, f"daemon error: {exc}"[:500])
-
-
-def _tool_reply(tr: pb.ToolResult) -> dict[str, Any]:
-    """A client's ToolResult as the runner's tool_result body (JSON checked here)."""
-    if not tr.ok:
-        return {
-            "ok": False,
-            "error": {
-                "type": tr.error_type[:MAX_NAME_CHARS] or "Exception",
-                "message": tr.error_message[:MAX_TOOL_ERROR_CHARS],
-            },
-        }
+async def _first(requests: AsyncIterator[Any], method: str, what: str) -> Any:
+    """The first message of a client stream, within FIRST_REQUEST_TIMEOUT_S."""
     try:
-        value = json.loads(tr.value_json) if tr.value_json else None
-    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-        return {
-            "ok": False,
-            "error": {
-                "type": "ValueError",
-                "message": f"the client's tool result is not JSON: {exc}",
-            },
-        }
-    return {"ok": True, "value": value}
-
-
-def _inspect_exit(sandbox: Any) -> dict[str, Any]:
-    try:
-        info = sandbox.inspect_exit()
-        return info if isinstance(info, dict) else {}
-    except Exception:  # the container may already be removed
-        return {}
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    from executor.sandbox import driver
-
-    return isinstance(exc, driver.SandboxTimeout)
-
-
-def _is_refusal(exc: BaseException) -> bool:
-    """True when the runner answered init with an error (bad input), not a dead channel."""
-    from executor.sandbox import driver
-
-    return isinstance(exc, driver.SandboxRequestError)
-
-
-def _workspace_path(path: str) -> str:
-    """A clean path relative to /workspace, or InvalidArgument saying what is wrong."""
-    return files.workspace_path(path)
-
-
-def _init_args(request: pb.OpenSessionRequest, limits: SessionLimits) -> dict[str, Any]:
-    """The init frame's fields, validated (the runner re-checks them)."""
-    if len(request.authorized_imports) > MAX_IMPORTS:
-        raise InvalidArgument(f"at most {MAX_IMPORTS} authorized_imports")
-    if len(request.tools) > MAX_TOOLS:
-        raise InvalidArgument(f"at most {MAX_TOOLS} tools per session")
-    tools = []
-    for t in request.tools:
-        if not t.name.isidentifier() or t.name.startswith("_"):
-            raise InvalidArgument(
-                f"tool name {t.name[:60]!r} must be a Python identifier not starting with '_'"
-            )
-        try:
-            inputs = convert.parse_json_object(t.inputs_json, f"tools[{t.name}].inputs_json")
-        except ValueError as exc:
-            raise InvalidArgument(str(exc)) from None
-        tools.append(
-            {
-                "name": t.name,
-                "description": t.description,
-                "inputs": inputs,
-                "output_type": t.output_type or "any",
-            }
-        )
-    try:
-        variables = convert.parse_json_object(request.variables_json, "variables_json")
-    except ValueError as exc:
-        raise InvalidArgument(str(exc)) from None
-    return {
-        "authorized_imports": list(request.authorized_imports),
-        "tools": tools,
-        "variables": variables,
-        "limits": limits.runner_limits(),
-    }
+        async with asyncio.timeout(FIRST_REQUEST_TIMEOUT_S):
+            return await anext(aiter(requests))
+    except StopAsyncIteration:
+        raise InvalidArgument(f"the {method} stream ended before {what}") from None
+    except TimeoutError:
+        raise InvalidArgument(
+            f"no {what} within {FIRST_REQUEST_TIMEOUT_S:g} s of opening {method}"
+        ) from None

@@ -2,7 +2,8 @@
 
 `running_daemon(**overrides)` runs a `Daemon` on its own event loop in a
 background thread and yields a handle once the pool is warm (for lifecycle
-tests and benchmarks, `DaemonProcess` runs `corrald serve` as a subprocess):
+tests, the fuzzer and benchmarks, `DaemonProcess` runs `corrald serve` as a
+subprocess on a port the daemon picks and reports):
 
     with running_daemon(pool_warm=1) as d:
         channel = grpc.insecure_channel(d.target)
@@ -19,12 +20,13 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,32 +138,63 @@ def running_daemon(*, docker_client: Any = None, **overrides: Any) -> Iterator[D
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class DaemonProcess:
-    """`python -m executor.cli serve FLAGS` with its JSON log lines read back.
+class LaunchError(Exception):
+    """The daemon did not start; the message carries its exit code and log tail."""
 
-    The daemon logs to a temporary file, not a pipe: nothing in the calling
-    process has to wake up per log line (which would skew benchmarks), and a
-    chatty daemon can never block on a full pipe. `start()` waits for the
-    "listening" and "ready" records and sets `target`.
+
+class DaemonProcess:
+    """`python -m executor.cli serve FLAGS` in a subprocess: the one daemon launcher.
+
+    Used by the lifecycle tests, the fuzzer (`executor.fuzz.launch`) and the
+    benchmarks. The daemon listens on a free port (`--listen 127.0.0.1:0`
+    unless the flags or env say otherwise) and reports where it listens in a
+    `--ready-file` once its pool is warm: no port is guessed, so parallel runs
+    cannot race for one. It logs JSON to a file, not a pipe: nothing in the
+    calling process has to wake up per log line (which would skew benchmarks),
+    and a chatty daemon can never block on a full pipe. `log_path` keeps that
+    file (the fuzzer's report links it); otherwise it is removed by `stop()`.
     """
 
-    def __init__(self, *flags: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *flags: str,
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         base = {**os.environ, **(env or {})}
         base["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH")) if p)
-        fd, path = tempfile.mkstemp(prefix="corrald-", suffix=".log")
-        self.log_path = Path(path)
-        with os.fdopen(fd, "w") as out:
+        self._dir = tempfile.mkdtemp(prefix="corrald-")
+        self.ready_path = Path(self._dir) / "ready.json"
+        self._keep_log = log_path is not None
+        if log_path is None:
+            log_path = Path(self._dir) / "daemon.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        listen = [] if _names_listen(flags, base) else ["--listen=127.0.0.1:0"]
+        with open(log_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "executor.cli", "serve", "--log-format=json", *flags],
+                [
+                    sys.executable,
+                    "-m",
+                    "executor.cli",
+                    "serve",
+                    "--log-format=json",
+                    f"--ready-file={self.ready_path}",
+                    *listen,
+                    *flags,
+                ],
                 cwd=ROOT,
                 env=base,
-                stdout=subprocess.DEVNULL,
-                stderr=out,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         self._records: list[dict[str, Any] | str] = []
         self._offset = 0
         self._cursor = 0  # wait_for consumes records in order
+        self.ready: dict[str, Any] = {}
         self.target = ""
+        self.instance_id = ""
 
     @property
     def log(self) -> list[dict[str, Any] | str]:
@@ -200,10 +233,28 @@ class DaemonProcess:
                 raise AssertionError(f"daemon never logged {msg!r}; log tail: {records[-20:]}")
             time.sleep(0.05)
 
-    def start(self) -> DaemonProcess:
-        self.target = self.wait_for("listening")["address"]
-        self.wait_for("ready")
+    def start(self, timeout: float = READY_TIMEOUT_S) -> DaemonProcess:
+        """Wait for the ready file (pool warm); sets `target`, `instance_id`, `ready`."""
+        deadline = time.monotonic() + timeout
+        while not self.ready_path.exists():
+            if self.proc.poll() is not None:
+                raise LaunchError(
+                    f"the daemon exited with code {self.proc.returncode} during start-up; "
+                    f"log tail: {self.log[-10:]} (log: {self.log_path})"
+                )
+            if time.monotonic() > deadline:
+                raise LaunchError(
+                    f"the daemon was not ready within {timeout:.0f} s; log tail: "
+                    f"{self.log[-10:]} (log: {self.log_path})"
+                )
+            time.sleep(0.05)
+        self.ready = json.loads(self.ready_path.read_text(encoding="utf-8"))
+        self.target = str(self.ready["address"])
+        self.instance_id = str(self.ready["instance_id"])
         return self
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM (staged shutdown), then SIGKILL if it does not exit in time."""
@@ -215,7 +266,9 @@ class DaemonProcess:
                 self.proc.kill()
         code = self.proc.wait(30)
         self._read()
-        self.log_path.unlink(missing_ok=True)
+        if not self._keep_log:
+            self.log_path.unlink(missing_ok=True)
+        shutil.rmtree(self._dir, ignore_errors=True)
         return code
 
     def __enter__(self) -> DaemonProcess:
@@ -227,3 +280,9 @@ class DaemonProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _names_listen(flags: tuple[str, ...], env: Mapping[str, str]) -> bool:
+    return "CORRAL_LISTEN" in env or any(
+        f == "--listen" or f.startswith("--listen=") for f in flags
+    )

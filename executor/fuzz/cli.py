@@ -24,7 +24,7 @@ from executor.fuzz.campaign import Campaign, CampaignConfig, ContainerCounter, S
 from executor.fuzz.canaries import CANARY_ENV, Canaries
 from executor.fuzz.corpus import CLASSES, DEFAULT_CORPUS_DIR, CorpusError, load_corpus
 from executor.fuzz.generator import Snippet, corpus_snippets, generated_snippets
-from executor.fuzz.launch import DaemonProcess, LaunchError
+from executor.fuzz.launch import DaemonProcess, LaunchError, start_daemon
 from executor.fuzz.report import write_reports
 from executor.fuzz.target import Target, TargetError
 
@@ -142,7 +142,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                 address = args.target
             else:
                 print("corrald fuzz: starting a daemon (canary in its environment)...", flush=True)
-                daemon = DaemonProcess(
+                daemon = start_daemon(
                     extra_env=canaries.daemon_env(),
                     log_path=args.out / "daemon.log",
                     pool_warm=args.pool_warm,

@@ -133,6 +133,7 @@ class Target:
                 "containers_destroyed",
                 "containers_failed",
                 "snippets_executed",
+                "global_view",
                 "instance_id",
             )
         }

@@ -176,7 +176,7 @@ def test_corrald_run_with_the_shared_flags(tmp_path: Path) -> None:
 @pytest.mark.docker
 def test_limits_and_imports_refused_by_the_daemon_exit_2(daemon: Any) -> None:
     p = run("agent.cli", "exec", "--limit", "pids=1", "1", target=daemon.target)
-    one_line_error(p, 2, "INVALID_ARGUMENT: limit pids=1 is below the minimum of 8")
+    one_line_error(p, 2, "INVALID_ARGUMENT: limit pids=1 is below the minimum of 16")
     p = run("agent.cli", "exec", "--import", "os", "1", target=daemon.target)
     one_line_error(p, 2, "'os' cannot be authorized", "tools=[...]")
     p = run(

@@ -162,10 +162,10 @@ def test_rpc_errors_map_to_the_typed_tree() -> None:
             return grpc.StatusCode.INVALID_ARGUMENT
 
         def details(self) -> str:
-            return "limit pids=1 is below the minimum of 8"
+            return "limit pids=1 is below the minimum of 16"
 
     err = from_rpc_error(Fake())
-    assert isinstance(err, InvalidArgument) and "minimum of 8" in str(err)
+    assert isinstance(err, InvalidArgument) and "minimum of 16" in str(err)
 
 
 # ---------------------------------------------------------------- ToolCallingAgent messages

@@ -64,12 +64,12 @@ def test_impossible_limits_are_invalid_argument_naming_the_minimum(
 
 
 def test_the_client_reports_the_minimum_as_invalid_argument(client: Client) -> None:
-    with pytest.raises(InvalidArgument, match="pids=1 is below the minimum of 8"):
+    with pytest.raises(InvalidArgument, match="pids=1 is below the minimum of 16"):
         client.session(limits={"pids": 1})
     with pytest.raises(InvalidArgument, match=r"must be an integer, got float 1.5"):
         client.session(limits={"wall_time_ms": 1.5})  # type: ignore[dict-item]
-    with client.session(limits={"pids": 8, "wall_time_ms": 2000}) as s:
-        assert s.limits["pids"] == 8 and s.run("1 + 1").python_value == 2
+    with client.session(limits={"pids": 16, "wall_time_ms": 2000}) as s:
+        assert s.limits["pids"] == 16 and s.run("1 + 1").python_value == 2
 
 
 # ---------------------------------------------------------------- imports

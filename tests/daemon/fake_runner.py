@@ -27,11 +27,13 @@ from typing import Any
 
 import grpc
 
+from executor.daemon.auth import Authenticator
 from executor.daemon.config import DaemonConfig
+from executor.daemon.interceptor import Gate
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.service import ExecutorService
 from executor.daemon.sessions import SessionRegistry
-from executor.sandbox import driver
+from executor.sandbox import driver, events
 from proto import executor_pb2_grpc as pb_grpc
 
 
@@ -79,7 +81,12 @@ class FakeSandbox:
         if frame.get("type") == "interrupt" and frame.get("id") == f"q{self._ids}":
             self.interrupt.set()
 
-    async def request_async(self, frame: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def request_async(self, frame: dict[str, Any], timeout: float) -> Any:
+        """The answer as the real channel gives it: a typed event."""
+        answer = await self._answer(frame)
+        return _TYPED[answer["type"]](answer)
+
+    async def _answer(self, frame: dict[str, Any]) -> dict[str, Any]:
         self.frames_in.append(frame)
         if self.killed.is_set():
             raise driver.SandboxGone("killed")
@@ -114,7 +121,18 @@ class FakeSandbox:
         raise driver.SandboxRequestError(f"unknown or unexpected frame type {kind!r}")
 
     async def execute_async(
-        self, code: str, *, timeout: float, on_output: Any, on_tool_call: Any
+        self, code: str, *, timeout: float, on_output: Any, on_tool_call: Any, **_: Any
+    ) -> events.ExecuteResult:
+        """The result as the real channel gives it: a typed event (tool calls typed too)."""
+
+        async def typed_call(call: dict[str, Any]) -> Any:
+            return await on_tool_call(events.tool_call({"type": "tool_call", "id": "t", **call}))
+
+        frame = await self._execute(code, timeout, on_output, typed_call)
+        return events.result(frame, output_cap=1 << 20)
+
+    async def _execute(
+        self, code: str, timeout: float, on_output: Any, on_tool_call: Any
     ) -> dict[str, Any]:
         rid = self._next_id()
         self.executes += 1
@@ -204,8 +222,16 @@ def _result(
         "stdout": stdout,
         "error": error,
         "state": state,
-        "usage": {},
+        "usage": {"wall_ms": 0, "cpu_ms": 0, "peak_memory_bytes": 0, "output_bytes": 0},
     }
+
+
+_TYPED: dict[str, Any] = {
+    "ack": events.ack,
+    "vars": events.vars_,
+    "file": events.file,
+    "checkpoint": events.checkpoint,
+}
 
 
 @dataclass
@@ -256,7 +282,7 @@ async def fake_daemon(**config: Any) -> AsyncIterator[FakeDaemon]:
     cfg = DaemonConfig(**{"hard_timeout_grace_ms": 500, "max_file_bytes": 64 << 10, **config})
     pool = FakePool()
     service = ExecutorService(cfg, pool, SessionRegistry(), DaemonMetrics(), "fake")  # type: ignore[arg-type]
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=[Gate(Authenticator(cfg.tokens))])
     pb_grpc.add_ExecutorServicer_to_server(service, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

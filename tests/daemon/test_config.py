@@ -100,9 +100,57 @@ def test_local_listeners_need_no_token(listen):
     assert DaemonConfig().replace(listen=listen).listen == listen
 
 
-def test_network_listener_with_a_token_is_allowed():
-    cfg = DaemonConfig().replace(listen="0.0.0.0:50051", tokens={"alice": TOKEN_A})
-    assert cfg.auth_enabled
+def test_network_listener_with_a_token_needs_tls():
+    with pytest.raises(ConfigError, match="without TLS: the bearer tokens would cross"):
+        DaemonConfig().replace(listen="0.0.0.0:50051", tokens={"alice": TOKEN_A})
+    cfg = DaemonConfig().replace(
+        listen="0.0.0.0:50051", tokens={"alice": TOKEN_A}, tls_cert="c.pem", tls_key="k.pem"
+    )
+    assert cfg.auth_enabled and cfg.tls_enabled
+    unsafe = DaemonConfig().replace(
+        listen="0.0.0.0:50051", tokens={"alice": TOKEN_A}, allow_insecure_remote=True
+    )
+    assert unsafe.allow_insecure_remote
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:9464", "10.1.2.3:9464", "[::]:9464"])
+def test_metrics_beyond_loopback_is_refused(address):
+    with pytest.raises(ConfigError, match=r"metrics_address=.* reaches beyond this machine"):
+        DaemonConfig().replace(metrics_address=address)
+    assert DaemonConfig().replace(metrics_address=address, allow_insecure_remote=True)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:9464", "[::1]:0", "localhost:1", "0", "off"])
+def test_metrics_on_loopback_or_off_is_fine(address):
+    assert DaemonConfig().replace(metrics_address=address).metrics_address == address
+
+
+def test_default_workspace_must_fit_in_default_memory():
+    with pytest.raises(ConfigError, match=r"default_workspace_bytes=.* does not fit"):
+        DaemonConfig().replace(default_memory_bytes=64 << 20, default_workspace_bytes=32 << 20)
+
+
+def test_every_key_is_documented_with_unit_type_and_default():
+    for key in cfgmod.FLAT_KEYS:
+        doc = cfgmod.describe(key)
+        assert doc.help and doc.help != "(undocumented)", key
+        assert doc.type, key
+        line = cfgmod.help_line(key)
+        assert "default " in line and f"env {cfgmod.ENV_PREFIX}{key.upper()}" in line, line
+    assert "[ms; int; default 10000;" in cfgmod.help_line("default_wall_time_ms")
+    assert "[bytes; int; default 8388608;" in cfgmod.help_line("max_file_bytes")
+    assert "[containers; int; default 4;" in cfgmod.help_line("pool_warm")
+
+
+def test_serve_help_shows_meaning_unit_default_and_env(capsys):
+    from executor.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "containers kept started and ready" in out
+    assert "CORRAL_POOL_WARM" in out and "default 4" in out
+    assert "maximum session limits" in out
 
 
 def test_bad_toml_names_the_file(tmp_path: Path):

@@ -273,3 +273,20 @@ def test_memory_floor_blocks_new_containers(docker_client, sandbox_image, test_i
         assert "min_available_memory_bytes" in err.value.details()
         assert stub.GetStats(pb.GetStatsRequest()).containers_created == 0
         channel.close()
+
+
+def test_client_session_is_lost_when_the_daemon_says_so(daemon, docker_client):
+    from agent import Client
+    from agent.errors import SessionClosed
+    from agent.errors import SessionLost as ClientSessionLost
+
+    with Client(daemon.target) as client:
+        s = client.session()
+        container_id = daemon.daemon.sessions.get(s.id, "anonymous").sandbox.container_id
+        docker_client.api.kill(container_id)
+        with pytest.raises(ClientSessionLost, match="open a new session"):
+            s.set_variables({"a": 1})
+        assert s.lost
+        with pytest.raises(SessionClosed, match="lost its sandbox"):
+            s.run("1")
+        s.close()  # closing a lost session does not raise

@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from agent import Client
-from agent.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from agent.errors import FailedPrecondition, InvalidArgument, NotFound, SessionLost
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
 from proto.results import Verdict
@@ -110,7 +110,7 @@ def test_wedged_runner_is_killed_after_the_grace_then_recovered_from_a_checkpoin
     with Client(fake.target) as elsewhere:  # another process of the same caller
         other = elsewhere.attach(s.id)
         assert other.lost and other.detach()
-    with pytest.raises(Aborted) as lost:  # the daemon tells the owner how to continue
+    with pytest.raises(SessionLost) as lost:  # the daemon tells the owner how to continue
         client._call("GetVariables", pb.GetVariablesRequest(session_id=s.id))
     assert "recover()" in str(lost.value)
     rec = s.recover()

@@ -20,8 +20,8 @@ from executor.daemon.errors import (
     grpc_status,
 )
 from executor.daemon.metrics import Counter, DaemonMetrics, Histogram
-from executor.daemon.service import _workspace_path
 from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
+from executor.daemon.validation import workspace_path as _workspace_path
 from executor.sandbox import events
 from proto import executor_pb2 as pb
 from proto.limits import SessionLimits

@@ -45,7 +45,7 @@ def test_fuzz_a_running_daemon_with_a_token(
     token = secrets.token_urlsafe(24)
     env = {**os.environ, CANARY_ENV: secret}
     out = tmp_path / "report"
-    with running_daemon(tokens={"fuzzer": token}, image=sandbox_image) as d:
+    with running_daemon(tokens={"fuzzer": token}, admin_callers="fuzzer", image=sandbox_image) as d:
         denied = _fuzz(["--target", d.target, "--token", "wrong-" + token, "--out", str(out)], env)
         ok = _fuzz(
             [

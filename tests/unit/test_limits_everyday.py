@@ -38,6 +38,6 @@ def test_config_defaults_below_the_minimum_are_refused() -> None:
 def test_check_minimum_names_the_minimum_and_allows_zero() -> None:
     check_minimum("pids", 0)  # 0 = the default
     check_minimum("pids", LIMIT_MINIMUMS["pids"])
-    with pytest.raises(LimitValueError, match="pids=7 is below the minimum of 8") as info:
-        check_minimum("pids", 7)
+    with pytest.raises(LimitValueError, match="pids=15 is below the minimum of 16") as info:
+        check_minimum("pids", 15)
     assert info.value.name == "pids"
