@@ -85,10 +85,13 @@ class SessionBusy(DaemonError):
 
 
 class SessionLost(DaemonError):
-    """The session's container died outside a snippet; the session is gone."""
+    """The session's container died outside a snippet; the owner may `recover()` it."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(f"the session's container is gone ({detail}); open a new session")
+        super().__init__(
+            f"the session's container is gone ({detail}); call recover() to continue it "
+            "from its last checkpoint in a new container, or close it and open a new session"
+        )
 
 
 class SandboxCallFailed(DaemonError):

@@ -190,8 +190,6 @@ def workspace_path(path: str, *, allow_root: bool = False) -> str:
     `files.workspace_path`. Control characters are refused here too (they end up
     in logs and listings).
     """
-    if not path and not allow_root:
-        raise InvalidArgument(f"path must be 1..{MAX_PATH_CHARS} characters without NUL")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
         raise InvalidArgument(f"path {path[:100]!r} contains control characters; remove them")
     norm = files.workspace_path(path, allow_root=allow_root)

@@ -22,6 +22,7 @@ from agent import (
 )
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
+from proto.limits import LIMIT_MINIMUMS
 
 pytestmark = pytest.mark.docker
 
@@ -38,8 +39,8 @@ def client(daemon: Any) -> Any:
 @pytest.mark.parametrize(
     ("field", "value", "minimum"),
     [
-        ("pids", 1, 8),
-        ("memory_bytes", 1000, 32 << 20),
+        ("pids", 1, LIMIT_MINIMUMS["pids"]),
+        ("memory_bytes", 1000, LIMIT_MINIMUMS["memory_bytes"]),
         ("cpu_millis", 1, 100),
         ("workspace_bytes", 10, 1 << 20),
         ("wall_time_ms", 1, 10),
