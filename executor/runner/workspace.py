@@ -6,7 +6,8 @@ components, NUL bytes, empty paths, and any path whose resolved location is
 outside the workspace (a symlink planted by a raw snippet, for instance). The
 final component is opened with O_NOFOLLOW, so a symlink swapped in between
 the check and the open is refused too. Sizes are capped so that the file,
-base64-encoded, fits in one frame.
+base64-encoded, fits in one frame. Writes are atomic: a temporary file in the
+same directory, renamed over the target once complete (see `Workspace.write`).
 
 Standard library only: this module runs inside the sandbox image.
 """
@@ -14,12 +15,14 @@ Standard library only: this module runs inside the sandbox image.
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 
 from proto.frames import DEFAULT_MAX_FRAME
 
 # base64 grows data by 4/3; keep room for the frame's other fields.
 MAX_FILE_BYTES = (DEFAULT_MAX_FRAME - 4096) // 4 * 3
+TMP_SUFFIX = ".corral-upload"  # temporary files of uploads in progress end with this
 
 
 class WorkspaceError(Exception):
@@ -53,6 +56,14 @@ class Workspace:
         return os.path.join(parent, parts[-1])
 
     def write(self, path: object, data: bytes) -> None:
+        """Replace (or create) the file atomically: all of `data`, or the old file untouched.
+
+        The bytes go to a fresh temporary file in the same directory, which is
+        renamed over the target only once fully written: rename(2) within one
+        filesystem is atomic, so a reader sees the old file or the new one, never
+        a mix. A failure (the workspace runs out of space, say) removes the
+        temporary file and leaves any previous file exactly as it was.
+        """
         if len(data) > self.max_file_bytes:
             raise WorkspaceError(
                 f"file of {len(data)} bytes exceeds the {self.max_file_bytes}-byte maximum"
@@ -61,20 +72,43 @@ class Workspace:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         # Re-check after creating directories: a racing symlink must not redirect us.
         target = self.resolve(path)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        if os.path.islink(target):
+            raise WorkspaceError(f"cannot write {path!r}: it is a symbolic link")
+        if os.path.isdir(target):
+            raise WorkspaceError(f"cannot write {path!r}: it is a directory")
+        directory, name = os.path.split(target)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        tmp, fd = "", -1
+        for _ in range(16):  # O_EXCL: a name planted by a snippet is never reused
+            tmp = os.path.join(directory, f".{name[:200]}.{secrets.token_hex(8)}{TMP_SUFFIX}")
+            try:
+                fd = os.open(tmp, flags, 0o644)
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise WorkspaceError(f"cannot write {path!r}: {exc.strerror}") from None
+        if fd < 0:
+            raise WorkspaceError(f"cannot write {path!r}: no free temporary name")
         try:
-            fd = os.open(target, flags, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+            finally:
+                os.close(fd)
+            # The parent is re-resolved; a symlink swapped in at the target meanwhile
+            # is replaced by rename(2), which never follows it.
+            if os.path.dirname(self.resolve(path)) != directory:
+                raise WorkspaceError(f"cannot write {path!r}: its directory changed meanwhile")
+            os.rename(tmp, target)
         except OSError as exc:
+            _unlink_quietly(tmp)
             raise WorkspaceError(f"cannot write {path!r}: {exc.strerror}") from None
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-        except OSError as exc:
-            raise WorkspaceError(f"cannot write {path!r}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
 
     def read(self, path: object) -> bytes:
         target = self.resolve(path)
@@ -106,3 +140,10 @@ class Workspace:
             raise WorkspaceError(f"cannot read {path!r}: {exc.strerror}") from None
         finally:
             os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
