@@ -118,7 +118,9 @@ def churn(target: str, workers: int, seconds: float, metadata: Any = None) -> di
     }
 
 
-def start_rates(image: str, instance: str, levels: tuple[int, ...] = (1, 2, 4, 8)) -> dict[int, Any]:
+def start_rates(
+    image: str, instance: str, levels: tuple[int, ...] = (1, 2, 4, 8)
+) -> dict[int, Any]:
     """Hardened containers (runner ready) per second this engine starts, per concurrency."""
     import docker
 
@@ -134,7 +136,7 @@ def start_rates(image: str, instance: str, levels: tuple[int, ...] = (1, 2, 4, 8
         made: list[Any] = []
         took: list[float] = []
 
-        def one(_: int) -> None:
+        def one(_: int, made: list[Any] = made, took: list[float] = took) -> None:
             t = time.perf_counter()
             made.append(AsyncSandbox.start(client, image, SessionLimits(), labels=labels))
             took.append(time.perf_counter() - t)

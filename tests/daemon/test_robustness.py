@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import socket
 import time
@@ -88,14 +89,26 @@ def test_fd_burst_leaves_the_daemon_serving(docker_client, sandbox_image, test_i
         port = int(d.target.rpartition(":")[2])
         channel, stub = stub_for(d.target)
         try:
-            before = [open_session(stub) for _ in range(2)]  # drains the warm pool: refill runs
+            sessions = []
+            stub.GetStats(pb.GetStatsRequest(), timeout=30)  # connected before the burst
             with _idle_connections(port, IDLE_CONNECTIONS) as socks:
                 assert len(socks) >= IDLE_CONNECTIONS // 2, len(socks)
-                # Work during the burst over the connection made before it.
-                for sid in before:
-                    stub.CloseSession(pb.CloseSessionRequest(session_id=sid), timeout=30)
-                time.sleep(3.0)  # refill and health run into EMFILE meanwhile
+                _wait_fds_exhausted(d.proc.pid)
+                # Work during the burst over the connection made before it: taking the
+                # warm containers makes refill start new ones, which needs fds it cannot get.
+                sessions = [open_session(stub) for _ in range(2)]
+                time.sleep(3.0)
                 assert d.proc.poll() is None
+                faults = [
+                    r
+                    for r in d.log
+                    if isinstance(r, dict)
+                    and r.get("level") in ("warning", "error")
+                    and "Too many open files" in str(r)
+                ]
+                assert faults, "the burst did not exhaust the daemon's fds"
+            for sid in sessions:
+                stub.CloseSession(pb.CloseSessionRequest(session_id=sid), timeout=30)
             # After the burst: every open works and snippets run.
             deadline = time.monotonic() + 60
             while _health(d.target) != health_pb2.HealthCheckResponse.SERVING:
@@ -106,17 +119,28 @@ def test_fd_burst_leaves_the_daemon_serving(docker_client, sandbox_image, test_i
                 assert execute(stub, sid, "21 * 2").result.value.json == "42"
                 stub.CloseSession(pb.CloseSessionRequest(session_id=sid), timeout=30)
             metrics_port = listening["metrics_port"]
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=10) as r:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{metrics_port}/healthz", timeout=10
+            ) as r:
                 assert r.read() == b"ok\n"
         finally:
             channel.close()
+
+
+def _wait_fds_exhausted(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(os.listdir(f"/proc/{pid}/fd")) < FD_LIMIT - 2:
+        assert time.monotonic() < deadline, "the daemon's fds never filled up"
+        time.sleep(0.1)
 
 
 def _pause(docker_client, container_id: str) -> None:  # type: ignore[no-untyped-def]
     docker_client.api.pause(container_id)
 
 
-def test_frozen_containers_are_declared_lost_at_once(docker_client, sandbox_image, test_instance_id):
+def test_frozen_containers_are_declared_lost_at_once(
+    docker_client, sandbox_image, test_instance_id
+):
     with running_daemon(
         image=sandbox_image,
         instance_id=test_instance_id,
@@ -131,7 +155,7 @@ def test_frozen_containers_are_declared_lost_at_once(docker_client, sandbox_imag
         try:
             # A warm container frozen in the pool is replaced, never handed out.
             assert d.daemon.pool is not None
-            frozen = list(d.daemon.pool._warm)[0]
+            frozen = d.daemon.pool._warm[0]
             failed_before = d.daemon.metrics.containers_failed.value()
             _pause(docker_client, frozen.container_id)
             sessions = [open_session(stub) for _ in range(3)]
