@@ -25,7 +25,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.churn import churn
-from executor.daemon import config
+from executor.daemon import config, doctor
 from executor.daemon.errors import ConfigError
 from executor.daemon.testing import DaemonProcess, running_daemon
 from proto import executor_pb2 as pb
@@ -203,3 +203,42 @@ def test_churn_has_no_failed_opens(docker_client, sandbox_image, test_instance_i
 def test_warm_ceiling_below_floor_is_refused():
     with pytest.raises(ConfigError, match="pool_warm_max"):
         config.from_flat({"pool_warm": 2, "pool_warm_max": 1})
+
+
+def test_a_loop_that_keeps_failing_turns_health_not_serving_and_the_doctor_says_why(
+    docker_client, sandbox_image, test_instance_id
+):
+    with running_daemon(
+        image=sandbox_image,
+        instance_id=test_instance_id,
+        docker_client=docker_client,
+        pool_warm=1,
+        pool_max=2,
+        session_reap_interval_s=0.05,
+        metrics_address="127.0.0.1:0",
+    ) as d:
+        registry = d.daemon.sessions
+        real = registry.expired
+
+        def broken(now: float | None = None) -> list:  # type: ignore[type-arg]
+            raise OSError(24, "Too many open files")  # the fault: injected, not reproducible here
+
+        metrics_address = f"127.0.0.1:{d.daemon.metrics_port}"
+        assert doctor.running_daemon_checks(metrics_address)[0].ok
+        registry.expired = broken  # type: ignore[method-assign]
+        try:
+            deadline = time.monotonic() + 30
+            while _health(d.target) != health_pb2.HealthCheckResponse.NOT_SERVING:
+                assert time.monotonic() < deadline, "health stayed SERVING"
+                time.sleep(0.2)
+            (check,) = doctor.running_daemon_checks(metrics_address)
+            assert not check.ok
+            assert "session-reaper" in check.detail and "Too many open files" in check.detail
+            assert d.daemon.metrics.loop_failures.value(loop="session-reaper") >= 5
+        finally:
+            registry.expired = real  # type: ignore[method-assign]
+        deadline = time.monotonic() + 30
+        while _health(d.target) != health_pb2.HealthCheckResponse.SERVING:
+            assert time.monotonic() < deadline, "health never recovered"
+            time.sleep(0.2)
+        assert doctor.running_daemon_checks(metrics_address)[0].ok
