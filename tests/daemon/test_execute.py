@@ -142,7 +142,10 @@ def test_hard_timeout_kills_the_container(stub, daemon, docker_client):
 
     def freeze(response: pb.ExecuteResponse) -> None:
         if response.HasField("output"):
-            container.pause()  # the runner can no longer answer, not even its soft timeout
+            # SIGSTOP every process: the runner can no longer answer, not even its soft
+            # timeout. (Not `docker pause`: the daemon sees that event and declares the
+            # container lost at once, see test_robustness.py.)
+            container.exec_run(["python3", "-c", "import os, signal; os.kill(-1, signal.SIGSTOP)"])
 
     r = execute(stub, session_id, "print('go')\nwhile True:\n    pass", on_response=freeze).result
     assert r.verdict == pb.VERDICT_TIMEOUT and r.session_lost
