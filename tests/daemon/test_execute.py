@@ -136,7 +136,8 @@ def test_soft_timeout_keeps_state(stub):
 
 
 def test_hard_timeout_kills_the_container(stub, daemon, docker_client):
-    session_id = open_session(stub, limits={"wall_time_ms": 500})
+    # 3 s: room for the exec below to land before the runner's own soft timeout fires.
+    session_id = open_session(stub, limits={"wall_time_ms": 3000})
     session = daemon.daemon.sessions.get(session_id, "anonymous")
     container = docker_client.containers.get(session.sandbox.container_id)
 

@@ -88,7 +88,7 @@ def test_foreign_host_containers_survive_reconciliation(
     foreign, stale, orphan = start(foreign_labels), start(dead_labels), start(unlabelled)
     try:
         removed = reconcile(docker_client, f"{test_instance_id}-me")
-        assert stale.name in removed
+        # (Another daemon sharing this engine may have removed the stale one first.)
         assert foreign.name not in removed and orphan.name not in removed
         names = set(container_names(docker_client.api.containers(all=True)))
         assert stale.name not in names
