@@ -242,3 +242,26 @@ def test_a_loop_that_keeps_failing_turns_health_not_serving_and_the_doctor_says_
             assert time.monotonic() < deadline, "health never recovered"
             time.sleep(0.2)
         assert doctor.running_daemon_checks(metrics_address)[0].ok
+
+
+def test_custom_limits_evict_a_warm_container_when_the_pool_is_full(
+    docker_client, sandbox_image, test_instance_id
+):
+    with running_daemon(
+        image=sandbox_image,
+        instance_id=test_instance_id,
+        docker_client=docker_client,
+        pool_warm=2,
+        pool_max=2,
+        open_wait_s=30.0,
+    ) as d:
+        channel, stub = stub_for(d.target)
+        try:
+            assert d.daemon.pool is not None and d.daemon.pool.stats().warm == 2
+            sid = open_session(stub, limits={"memory_bytes": 300 << 20})
+            assert execute(stub, sid, "1 + 1").result.value.json == "2"
+            assert d.daemon.metrics.pool_evictions.value() == 1
+            assert d.daemon.metrics.opens_refused.value() == 0
+            stub.CloseSession(pb.CloseSessionRequest(session_id=sid), timeout=30)
+        finally:
+            channel.close()
