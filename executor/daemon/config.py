@@ -63,7 +63,7 @@ class DaemonConfig:
     pool_warm: int = 4  # containers kept started and ready
     pool_max: int = 16  # containers in total (warm + starting + in use)
     pool_warm_max: int = 0  # warm ceiling under demand; 0 = max(pool_warm, pool_max / 2)
-    refill_concurrency: int = 4  # containers started at once; `benchmarks/churn.py --starts`
+    refill_concurrency: int = 8  # containers started at once; `benchmarks/churn.py --starts`
     open_wait_s: float = 10.0  # how long OpenSession waits for a container
     min_available_memory_bytes: int = 256 * MiB  # no new container below this host memory
     health_check_interval_s: float = 15.0  # ping idle warm containers this often
