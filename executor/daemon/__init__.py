@@ -28,9 +28,10 @@ Design notes (approaches considered and rejected):
 - Treating a container of another host as dead (its pid is not running
   here): two hosts sharing one engine destroyed each other's sessions at
   start-up. Only a dead daemon of this same host is provably dead.
-- Serving waiting openers by waking them all on a condition: whichever woke
-  first won, so an early opener could starve behind later ones and time out
-  (issue #10's churn). Openers now wait on their own future in a FIFO queue.
+- Serving waiting openers by waking them all on a condition: a new arrival
+  could take a container ahead of openers already waiting, so an early opener
+  could time out while later ones were served (issue #10's churn). Openers
+  now wait on their own future in a FIFO queue.
 - A background task per loop with no supervision: one EMFILE in the refill
   task ended refill for good while health stayed SERVING. Loops are now step
   functions under `supervise`, and their health is the daemon's health.
