@@ -308,8 +308,13 @@ class Pool:
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 # The opener went away after a container was handed to it: pass it on.
-                self._in_use.discard(fut.result())
-                self._put_warm(fut.result())
+                sandbox = fut.result()
+                self._in_use.discard(sandbox)
+                if self._closed:
+                    self._destroying += 1
+                    self._spawn(self._destroy_counted(sandbox))
+                else:
+                    self._put_warm(sandbox)
             raise
         finally:
             with contextlib.suppress(ValueError):
