@@ -63,7 +63,8 @@ class DaemonConfig:
     instance_id: str = ""  # label on this daemon's containers; empty = random per start
     pool_warm: int = 4  # containers kept started and ready
     pool_max: int = 16  # containers in total (warm + starting + in use)
-    refill_concurrency: int = 2  # containers started at the same time
+    pool_warm_max: int = 0  # warm ceiling under demand; 0 = max(pool_warm, pool_max / 2)
+    refill_concurrency: int = 8  # containers started at once; `benchmarks/churn.py --starts`
     open_wait_s: float = 10.0  # how long OpenSession waits for a container
     min_available_memory_bytes: int = 256 * MiB  # no new container below this host memory
     health_check_interval_s: float = 15.0  # ping idle warm containers this often
@@ -291,6 +292,10 @@ def validate(cfg: DaemonConfig) -> None:
         problems.append("pool_warm must be >= 0 and pool_max >= 1")
     if cfg.pool_warm > cfg.pool_max:
         problems.append(f"pool_warm={cfg.pool_warm} exceeds pool_max={cfg.pool_max}")
+    if cfg.pool_warm_max < 0 or cfg.pool_warm_max > cfg.pool_max:
+        problems.append(f"pool_warm_max={cfg.pool_warm_max}: use 0 (auto) up to pool_max")
+    elif cfg.pool_warm_max and cfg.pool_warm_max < cfg.pool_warm:
+        problems.append(f"pool_warm_max={cfg.pool_warm_max} is below pool_warm={cfg.pool_warm}")
     if cfg.refill_concurrency < 1:
         problems.append("refill_concurrency must be >= 1")
     for n in LIMIT_FIELDS:
