@@ -43,6 +43,23 @@ log = logging.getLogger("corral.daemon")
 
 SWITCH_INTERVAL_S = 0.0005  # seconds; CPython's default is 0.005
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Executor"].full_name
+CAPACITY_CHECK_S = 0.5  # how often health follows the pool's capacity
+
+
+def serving_status(accepting: bool, pool: Pool | None) -> Any:
+    """Health for a balancer: SERVING while a new session could be opened here.
+
+    NOT_SERVING while draining, or while the pool is exhausted: nothing warm or
+    starting, and no room to start another container (pool_max reached).
+    """
+    status = health_pb2.HealthCheckResponse
+    if not accepting or pool is None:
+        return status.NOT_SERVING
+    s = pool.stats()
+    total = s.warm + s.starting + s.in_use + s.destroying
+    if s.warm + s.starting == 0 and total >= s.max_containers:
+        return status.NOT_SERVING
+    return status.SERVING
 
 
 def configure_health_and_reflection(server: grpc.aio.Server) -> health_aio.HealthServicer:
@@ -66,7 +83,8 @@ class Daemon:
         self.instance_id = config.instance_id or f"corrald-{uuid.uuid4().hex[:12]}"
         self._docker = docker_client
         self.metrics = DaemonMetrics()
-        self.sessions = SessionRegistry()
+        self.route = config.advertise_address or self.instance_id  # prefixes session ids
+        self.sessions = SessionRegistry(self.route)
         self.image = config.image
         self.port = 0
         self.metrics_port = 0
@@ -77,6 +95,7 @@ class Daemon:
         self._health: health_aio.HealthServicer | None = None
         self._metrics_server: MetricsServer | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._capacity: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -170,6 +189,7 @@ class Daemon:
                 ) from exc
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        self._capacity = asyncio.create_task(self._capacity_loop(), name="health-capacity")
         log.info(
             "listening",
             extra={
@@ -177,6 +197,7 @@ class Daemon:
                 "tls": cfg.tls_enabled,
                 "auth": cfg.auth_enabled,
                 "instance": self.instance_id,
+                "route": self.route,
                 "image": self.image,
                 "metrics_port": self.metrics_port,
                 "reconciled": len(removed),
@@ -260,6 +281,19 @@ class Daemon:
                 self.metrics.sessions_expired.inc()
                 await self.service.end_session(session, f"expired ({reason})")
 
+    async def _capacity_loop(self) -> None:
+        """Keep health at `serving_status` (a balancer sends opens only to SERVING daemons)."""
+        assert self._health is not None
+        last = None
+        while True:
+            accepting = self.service is not None and self.service.accepting
+            status = serving_status(accepting and not self._stopped.is_set(), self.pool)
+            if status != last:
+                await self._health.set("", status)
+                await self._health.set(SERVICE_NAME, status)
+                last = status
+            await asyncio.sleep(CAPACITY_CHECK_S)
+
     # --- stop ----------------------------------------------------------------
 
     async def stop(self, drain_s: float | None = None) -> None:
@@ -283,6 +317,8 @@ class Daemon:
                 )
         if self._reaper is not None:
             self._reaper.cancel()
+        if self._capacity is not None:
+            self._capacity.cancel()
         if self.service is not None:
             for session in self.sessions.all():
                 await self.service.end_session(session, "daemon shutdown")
