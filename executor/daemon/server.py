@@ -282,14 +282,16 @@ class Daemon:
                 await self.service.end_session(session, f"expired ({reason})")
 
     async def _capacity_loop(self) -> None:
-        """Keep health at `serving_status` (a balancer sends opens only to SERVING daemons)."""
+        """Keep the Executor service's health at `serving_status` (readiness: opens go to
+        SERVING daemons). The overall status ("") stays SERVING until shutdown: it is the
+        liveness signal, and a full pool is no reason to restart a daemon and its sessions.
+        """
         assert self._health is not None
         last = None
         while True:
             accepting = self.service is not None and self.service.accepting
             status = serving_status(accepting and not self._stopped.is_set(), self.pool)
             if status != last:
-                await self._health.set("", status)
                 await self._health.set(SERVICE_NAME, status)
                 last = status
             await asyncio.sleep(CAPACITY_CHECK_S)

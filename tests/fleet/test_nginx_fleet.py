@@ -28,6 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from agent import Client
 from agent.client import Session
 from agent.errors import CorralError, NotFound, Unavailable
+from executor.daemon.server import SERVICE_NAME
 from executor.fleet import LocalFleet
 from executor.sandbox import LABEL_INSTANCE, LABEL_MANAGED
 from proto import executor_pb2 as pb
@@ -36,9 +37,10 @@ from proto.routing import ROUTE_METADATA, route_of
 
 pytestmark = pytest.mark.docker
 
+POOL_MAX = 6
 DAEMON_FLAGS = (
     "--pool-warm=1",
-    "--pool-max=6",
+    f"--pool-max={POOL_MAX}",
     "--refill-concurrency=1",
     "--shutdown-drain-s=60",
     "--health-check-interval-s=0",
@@ -81,10 +83,10 @@ def _direct_stats(route: str) -> Any:
         return direct.stats()
 
 
-def _health(route: str) -> int:
+def _health(route: str, service: str = SERVICE_NAME) -> int:
     with grpc.insecure_channel(route) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        return int(stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status)
+        return int(stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status)
 
 
 def _alive(fleet: LocalFleet) -> list[str]:
@@ -92,6 +94,8 @@ def _alive(fleet: LocalFleet) -> list[str]:
 
 
 def test_sessions_spread_and_every_call_reaches_its_daemon(fleet: LocalFleet) -> None:
+    serving = health_pb2.HealthCheckResponse.SERVING
+    assert all(_health(r) == serving and _health(r, "") == serving for r in fleet.routes)
     with Client(fleet.target) as client:
         sessions = _open(client, 9)
         routes = Counter(route_of(s.id) for s in sessions)
@@ -145,6 +149,26 @@ def test_a_forged_route_is_refused_never_answered_with_another_session(
             assert same.run("secret").python_value == 42
             same.detach()
         s.close()
+
+
+def test_health_says_not_serving_while_the_pool_is_exhausted(fleet: LocalFleet) -> None:
+    route = fleet.routes[-1]
+    serving = health_pb2.HealthCheckResponse.SERVING
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    with Client(route) as direct:
+        held = [direct.session() for _ in range(POOL_MAX)]  # every container it may have
+        deadline = time.monotonic() + 30
+        while _health(route) != not_serving:
+            assert time.monotonic() < deadline, "an exhausted daemon still reports SERVING"
+            time.sleep(0.1)
+        assert _health(route, "") == serving  # liveness: still alive, do not restart it
+        held.pop().close()
+        deadline = time.monotonic() + 30
+        while _health(route) != serving:
+            assert time.monotonic() < deadline, "capacity came back but health did not"
+            time.sleep(0.1)
+        for s in held:
+            s.close()
 
 
 def test_killing_one_daemon_loses_only_its_sessions(fleet: LocalFleet) -> None:
