@@ -62,8 +62,7 @@ class DaemonConfig:
     tls_key: str = ""
     image: str = ""  # sandbox image tag; empty = ensure_image() (build when missing)
     instance_id: str = ""  # label on this daemon's containers; empty = random per start
-    # host:port a proxy reaches this daemon at; prefixes its session ids (docs/fleet.md).
-    advertise_address: str = ""  # empty = the instance id
+    advertise_address: str = ""  # host:port a proxy reaches us at (session route); ""=instance_id
     pool_warm: int = 4  # containers kept started and ready
     pool_max: int = 16  # containers in total (warm + starting + in use)
     refill_concurrency: int = 2  # containers started at the same time
