@@ -179,8 +179,27 @@ def test_killing_one_daemon_loses_only_its_sessions(fleet: LocalFleet) -> None:
         by_route = Counter(route_of(s.id) for s in sessions)
         victim = max(by_route, key=lambda r: by_route[r])
         idx = fleet.routes.index(victim)
+        # Mid-run: one of the victim's sessions is running a snippet when it dies.
+        running = next(s for s in sessions if route_of(s.id) == victim)
+        outcome: dict[str, Any] = {}
+
+        def hold() -> None:
+            try:
+                outcome["result"] = running.run("import time\ntime.sleep(60)")
+            except CorralError as exc:
+                outcome["error"] = exc
+
+        runner = threading.Thread(target=hold)
+        runner.start()
+        time.sleep(1.0)
         fleet.daemons[idx].proc.send_signal(signal.SIGKILL)
         fleet.daemons[idx].proc.wait(30)
+        runner.join(60)
+        assert not runner.is_alive()
+        if "error" in outcome:  # the stream broke with the daemon: typed, not a hang
+            assert isinstance(outcome["error"], Unavailable | NotFound), outcome
+        else:
+            assert outcome["result"].verdict == "SANDBOX_LOST", outcome
         survivors = [r for r in fleet.routes if r != victim]
         for i, s in enumerate(sessions):
             if route_of(s.id) == victim:
