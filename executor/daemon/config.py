@@ -27,6 +27,7 @@ from typing import Any
 from executor.daemon.errors import ConfigError
 from proto.frames import DEFAULT_MAX_FRAME
 from proto.limits import LIMIT_FIELDS, LIMIT_MINIMUMS, MiB, SessionLimits
+from proto.routing import check_route
 
 ENV_PREFIX = "CORRAL_"
 MIN_TOKEN_CHARS = 16
@@ -61,6 +62,7 @@ class DaemonConfig:
     tls_key: str = ""
     image: str = ""  # sandbox image tag; empty = ensure_image() (build when missing)
     instance_id: str = ""  # label on this daemon's containers; empty = random per start
+    advertise_address: str = ""  # host:port a proxy reaches us at (session route); ""=instance_id
     pool_warm: int = 4  # containers kept started and ready
     pool_max: int = 16  # containers in total (warm + starting + in use)
     pool_warm_max: int = 0  # warm ceiling under demand; 0 = max(pool_warm, pool_max / 2)
@@ -316,6 +318,12 @@ def validate(cfg: DaemonConfig) -> None:
         problems.append("max_message_bytes must exceed max_file_bytes by at least 4096")
     if cfg.max_limits.code_bytes + 4096 > cfg.max_message_bytes:
         problems.append("max_message_bytes must exceed max_code_bytes by at least 4096")
+    try:  # session ids start with the route: advertise_address, else the instance id
+        if cfg.advertise_address or cfg.instance_id:
+            check_route(cfg.advertise_address or cfg.instance_id)
+    except ValueError as exc:
+        key = "advertise_address" if cfg.advertise_address else "instance_id (the default route)"
+        problems.append(f"{key}: {exc}")
     if cfg.log_format not in LOG_FORMATS:
         problems.append(f"log_format={cfg.log_format!r}: use one of {', '.join(LOG_FORMATS)}")
     if cfg.hard_timeout_grace_ms < 0 or cfg.open_wait_s < 0 or cfg.shutdown_drain_s < 0:

@@ -45,6 +45,23 @@ log = logging.getLogger("corral.daemon")
 
 SWITCH_INTERVAL_S = 0.0005  # seconds; CPython's default is 0.005
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Executor"].full_name
+CAPACITY_CHECK_S = 0.5  # how often health follows the pool's capacity
+
+
+def serving_status(accepting: bool, pool: Pool | None) -> Any:
+    """Health for a balancer: SERVING while a new session could be opened here.
+
+    NOT_SERVING while draining, or while the pool is exhausted: nothing warm or
+    starting, and no room to start another container (pool_max reached).
+    """
+    status = health_pb2.HealthCheckResponse
+    if not accepting or pool is None:
+        return status.NOT_SERVING
+    s = pool.stats()
+    total = s.warm + s.starting + s.in_use + s.destroying
+    if s.warm + s.starting == 0 and total >= s.max_containers:
+        return status.NOT_SERVING
+    return status.SERVING
 
 
 def raise_fd_limit() -> tuple[int, int]:
@@ -87,7 +104,8 @@ class Daemon:
         self.instance_id = config.instance_id or f"corrald-{uuid.uuid4().hex[:12]}"
         self._docker = docker_client
         self.metrics = DaemonMetrics()
-        self.sessions = SessionRegistry()
+        self.route = config.advertise_address or self.instance_id  # prefixes session ids
+        self.sessions = SessionRegistry(self.route)
         self.image = config.image
         self.port = 0
         self.metrics_port = 0
@@ -98,6 +116,7 @@ class Daemon:
         self._health: health_aio.HealthServicer | None = None
         self._metrics_server: MetricsServer | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._capacity: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self.loop_health = LoopHealth(on_change=self._loops_changed)
@@ -220,6 +239,7 @@ class Daemon:
                     "to a free HOST:PORT, or 0 to turn metrics off"
                 ) from exc
         await self._set_health(self.loop_health.healthy)
+        self._capacity = asyncio.create_task(self._capacity_loop(), name="health-capacity")
         log.info(
             "listening",
             extra={
@@ -227,6 +247,7 @@ class Daemon:
                 "tls": cfg.tls_enabled,
                 "auth": cfg.auth_enabled,
                 "instance": self.instance_id,
+                "route": self.route,
                 "image": self.image,
                 "metrics_port": self.metrics_port,
                 "reconciled": len(removed),
@@ -326,7 +347,8 @@ class Daemon:
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         await self._health.set("", status)
-        await self._health.set(SERVICE_NAME, status)
+        if not healthy:  # the capacity loop brings the Executor service back
+            await self._health.set(SERVICE_NAME, status)
 
     def _events_fn(self) -> Any:
         """Opens the engine's event stream of pauses of this daemon's containers."""
@@ -364,6 +386,24 @@ class Daemon:
         if failed is not None:
             raise failed
 
+    async def _capacity_loop(self) -> None:
+        """Keep the Executor service's health at `serving_status` (readiness: opens go to
+        SERVING daemons), and NOT_SERVING while a background loop is down. The overall
+        status ("") follows only the loops (liveness): a full pool is no reason to restart
+        a daemon and its sessions.
+        """
+        assert self._health is not None
+        last = None
+        while True:
+            accepting = self.service is not None and self.service.accepting
+            status = serving_status(
+                accepting and not self._stopped.is_set() and self.loop_health.healthy, self.pool
+            )
+            if status != last:
+                await self._health.set(SERVICE_NAME, status)
+                last = status
+            await asyncio.sleep(CAPACITY_CHECK_S)
+
     # --- stop ----------------------------------------------------------------
 
     async def stop(self, drain_s: float | None = None) -> None:
@@ -387,6 +427,8 @@ class Daemon:
                 )
         if self._reaper is not None:
             self._reaper.cancel()
+        if self._capacity is not None:
+            self._capacity.cancel()
         if self.service is not None:
             for session in self.sessions.all():
                 await self.service.end_session(session, "daemon shutdown")

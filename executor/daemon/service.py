@@ -46,7 +46,7 @@ from executor.daemon.errors import (
 from executor.daemon.imports import check_imports
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.pool import Pool
-from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
+from executor.daemon.sessions import Session, SessionRegistry, resolve_limits
 from executor.sandbox.events import ExecuteResult, ToolCall
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
@@ -256,7 +256,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         else:
             raise SandboxCallFailed("containers keep failing at session init; see the daemon log")
         session = Session(
-            id=new_session_id(),
+            id=self.sessions.new_id(),
             owner=caller,
             sandbox=sandbox,
             limits=limits,
@@ -524,7 +524,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         t0 = time.perf_counter()
         sandbox, report = await self._replayed_sandbox(parent.limits, parent.init, snap.entries)
         child = Session(
-            id=new_session_id(),
+            id=self.sessions.new_id(),
             owner=caller,
             sandbox=sandbox,
             limits=parent.limits,
