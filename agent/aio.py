@@ -31,6 +31,7 @@ from agent.errors import (
     ProtocolError,
     SessionClosed,
     SessionLost,
+    Unavailable,
     from_rpc_error,
 )
 from agent.results import FileInfo, Result, Variable, variable_from_proto
@@ -95,10 +96,22 @@ class AsyncClient:
         self.check_open()
         try:
             return await getattr(self._stub, method)(
-                request, metadata=self._metadata, timeout=timeout or self.timeout
+                request,
+                metadata=wire.request_metadata(self._metadata, request),
+                timeout=timeout or self.timeout,
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
+
+    async def _open(self, request: Any) -> Any:
+        """OpenSession, retried when refused UNAVAILABLE (no session made; see wire.OPEN_ATTEMPTS)."""
+        timeout = max(self.timeout, OPEN_TIMEOUT_S)
+        for pause in wire.OPEN_RETRY_BACKOFF_S[: wire.OPEN_ATTEMPTS - 1]:
+            try:
+                return await self._call("OpenSession", request, timeout=timeout)
+            except Unavailable:
+                await asyncio.sleep(pause)
+        return await self._call("OpenSession", request, timeout=timeout)
 
     def session(
         self,
@@ -128,9 +141,7 @@ class AsyncClient:
         request = wire.open_request(
             imports=imports, tools=table, variables=variables, limits=limits, labels=labels
         )
-        response = await self._call(
-            "OpenSession", request, timeout=max(self.timeout, OPEN_TIMEOUT_S)
-        )
+        response = await self._open(request)
         session = self._adopt(
             AsyncSession(
                 self,
@@ -281,7 +292,9 @@ class AsyncSession:
         timer: asyncio.TimerHandle | None = None
         if timeout is not None:
             deadline = wire.check_timeout(timeout) + wire.EXECUTE_MARGIN_S
-        call = self.client._stub.Execute(metadata=self.client._metadata, timeout=deadline)
+        call = self.client._stub.Execute(
+            metadata=wire.route_metadata(self.client._metadata, self.id), timeout=deadline
+        )
         if timeout is not None:
             timer = asyncio.get_running_loop().call_later(
                 timeout, lambda: asyncio.ensure_future(self._interrupt_quietly())

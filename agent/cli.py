@@ -550,7 +550,7 @@ def cmd_repl(args: argparse.Namespace) -> int:
             try:
                 if interactive:
                     print(
-                        f"Corral session {session.id[:8]} on {client.target}; Ctrl-C stops a "
+                        f"Corral session {session.id.rpartition('/')[2][:8]} on {client.target}; Ctrl-C stops a "
                         "snippet (the session stays), Ctrl-D exits, :help for commands.",
                         file=err,
                     )

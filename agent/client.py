@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -111,7 +112,9 @@ class Client:
         self.check_open()
         try:
             return getattr(self._stub, method)(
-                request, metadata=self._metadata, timeout=timeout or self.timeout
+                request,
+                metadata=wire.request_metadata(self._metadata, request),
+                timeout=timeout or self.timeout,
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
@@ -157,7 +160,7 @@ class Client:
         request = wire.open_request(
             imports=imports, tools=table, variables=variables, limits=limits, labels=labels
         )
-        response = self._call("OpenSession", request, timeout=max(self.timeout, OPEN_TIMEOUT_S))
+        response = self._open(request)
         session = self._adopt(
             Session(
                 self,
@@ -173,6 +176,15 @@ class Client:
         return session
 
     open_session = session
+
+    def _open(self, request: Any) -> Any:
+        """OpenSession, retried when refused UNAVAILABLE (no session made; see wire.OPEN_ATTEMPTS)."""
+        for pause in wire.OPEN_RETRY_BACKOFF_S[: wire.OPEN_ATTEMPTS - 1]:
+            try:
+                return self._call("OpenSession", request, timeout=max(self.timeout, OPEN_TIMEOUT_S))
+            except Unavailable:
+                time.sleep(pause)
+        return self._call("OpenSession", request, timeout=max(self.timeout, OPEN_TIMEOUT_S))
 
     def attach(self, session_id: str, tools: Iterable[Any] | None = None) -> Session:
         """Continue a session opened elsewhere (another process, same token).
@@ -230,7 +242,9 @@ class Session:
 
     def __repr__(self) -> str:
         state = "lost" if self.lost else "closed" if self.closed else "open"
-        return f"<Session {self.id[:8]}… {state} on {self.client.target}>"
+        route, _, token = self.id.rpartition("/")
+        where = f"{route} via {self.client.target}" if route else self.client.target
+        return f"<Session {token[:8]}… {state} on {where}>"
 
     def __enter__(self) -> Session:
         return self
@@ -295,7 +309,9 @@ class Session:
             timer.daemon = True
         try:
             call = self.client._stub.Execute(
-                request_iter(), metadata=self.client._metadata, timeout=deadline
+                request_iter(),
+                metadata=wire.route_metadata(self.client._metadata, self.id),
+                timeout=deadline,
             )
         except ValueError as exc:  # the channel was closed meanwhile
             self.client.check_open()

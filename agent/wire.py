@@ -28,6 +28,7 @@ from proto.limits import (
     SessionLimits,
     check_integer,
 )
+from proto.routing import ROUTE_METADATA, check_route, route_of
 
 DEFAULT_PORT = 50051
 DEFAULT_TARGET = f"127.0.0.1:{DEFAULT_PORT}"
@@ -139,6 +140,37 @@ def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
             "for a stray newline or quote)"
         )
     return (("authorization", f"Bearer {token}"),)
+
+
+def route_metadata(
+    metadata: tuple[tuple[str, str], ...], session_id: str
+) -> tuple[tuple[str, str], ...]:
+    """`metadata` plus the session's route (`corral-route`), for a proxy in front of many daemons.
+
+    An id without a usable route (an old daemon's, or a mistyped one) is sent
+    without it: the daemon that receives it answers NOT_FOUND.
+    """
+    route = route_of(session_id) if isinstance(session_id, str) else ""
+    try:
+        check_route(route)
+    except ValueError:
+        return metadata
+    return (*metadata, (ROUTE_METADATA, route))
+
+
+def request_metadata(
+    metadata: tuple[tuple[str, str], ...], request: Any
+) -> tuple[tuple[str, str], ...]:
+    """The metadata for one call: with the route of the request's session, when it names one."""
+    session_id = getattr(request, "session_id", "")
+    return route_metadata(metadata, session_id) if session_id else metadata
+
+
+# OpenSession refused with UNAVAILABLE (a draining or unreachable daemon; no
+# session was created) is retried this many times in all, after these pauses:
+# through a balancing proxy the retry reaches another daemon.
+OPEN_ATTEMPTS = 3
+OPEN_RETRY_BACKOFF_S = (0.1, 0.3)
 
 
 def limits_proto(limits: Mapping[str, int] | SessionLimits | None) -> Any:

@@ -18,6 +18,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from proto.routing import ROUTE_METADATA
 
@@ -179,3 +180,142 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     n.add_argument("--tls-key", help="the certificate's private key (PEM)")
     n.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
     n.set_defaults(func=_cmd_nginx)
+
+
+# --- a local fleet: nginx and N daemons on this machine (tests, benchmarks) ----------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free right now on `host` (the caller binds it soon after)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def nginx_binary() -> str | None:
+    import shutil
+
+    return shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+
+
+class LocalFleet:
+    """nginx on 127.0.0.1 in front of `count` `corrald serve` subprocesses.
+
+    Each daemon listens on its own loopback port, advertises it as its route
+    and has its own instance id (`<prefix>-<i>`: its containers' label). Use as
+    a context manager: on exit nginx and every daemon are stopped (SIGTERM,
+    then SIGKILL), whatever state they are in; the caller removes containers
+    by instance label (`instance_ids`).
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        count: int = 3,
+        prefix: str = "fleet",
+        daemon_flags: tuple[str, ...] = (),
+        nginx: str | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.count = count
+        self.prefix = prefix
+        self.daemon_flags = daemon_flags
+        self.nginx = nginx or nginx_binary() or "nginx"
+        self.ports = [free_port() for _ in range(count)]
+        self.routes = [f"127.0.0.1:{p}" for p in self.ports]
+        self.instance_ids = [f"{prefix}-{i}" for i in range(count)]
+        self.daemons: list[Any] = []
+        self.proxy_port = 0
+        self._nginx: Any = None
+
+    @property
+    def target(self) -> str:
+        """The proxy's address: what clients dial."""
+        return f"127.0.0.1:{self.proxy_port}"
+
+    def __enter__(self) -> LocalFleet:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        from executor.daemon.testing import DaemonProcess
+
+        for route, instance in zip(self.routes, self.instance_ids, strict=True):
+            self.daemons.append(
+                DaemonProcess(
+                    f"--listen={route}",
+                    f"--advertise-address={route}",
+                    f"--instance-id={instance}",
+                    "--no-self-check",
+                    "--metrics-address=0",
+                    *self.daemon_flags,
+                )
+            )
+        for d in self.daemons:  # all three start their pools at once
+            d.start()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.proxy_port = free_port()
+        conf = self.state_dir / "nginx.conf"
+        conf.write_text(
+            render_nginx(
+                ProxyConfig(
+                    listen=self.target,
+                    daemons=tuple(Backend.parse(r) for r in self.routes),
+                    state_dir=self.state_dir,
+                )
+            )
+        )
+        err = self.state_dir / "error.log"
+        self._nginx = subprocess.Popen(
+            [self.nginx, "-c", str(conf), "-p", str(self.state_dir), "-e", str(err)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while not _accepts(self.proxy_port):
+            if self._nginx.poll() is not None or time.monotonic() > deadline:
+                log = err.read_text() if err.exists() else ""
+                raise RuntimeError(f"nginx did not start: {log[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self._nginx is not None and self._nginx.poll() is None:
+            self._nginx.terminate()  # SIGTERM: nginx's fast shutdown
+            try:
+                self._nginx.wait(10)
+            except subprocess.TimeoutExpired:
+                self._nginx.kill()
+                self._nginx.wait(10)
+        for d in self.daemons:
+            try:
+                d.stop(timeout=30)
+            except Exception:  # one daemon's failure must not leave the others running
+                if d.proc.poll() is None:
+                    d.proc.kill()
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

@@ -2,11 +2,12 @@
 
 Modules, one concern each: `config` (DaemonConfig and its sources), `errors`
 (the exception tree and its gRPC status mapping), `auth` (bearer tokens),
-`pool` (warm containers: acquire/release/destroy), `sessions` (ids, owners,
-expiry, one snippet at a time), `interceptor` (authentication, request
-decoding and error mapping around every handler), `validation` (every request
-checked before a container is touched), `orchestration` (session setup and
-snippet runs against a container), `service` (the thin RPC handlers), `channel` (the
+`pool` (warm containers: acquire/release/destroy), `supervise` (background
+loops that survive their own exceptions), `sessions` (ids, owners, expiry, one
+snippet at a time), `interceptor` (authentication, request decoding and error
+mapping around every handler), `validation` (every request checked before a
+container is touched), `orchestration` (session setup and snippet runs against
+a container), `service` (the thin RPC handlers), `channel` (the
 container channel on the event loop), `convert` (runner frames into gRPC
 messages, validated), `reconcile` (leftovers of dead daemons), `metrics`
 (Prometheus text), `logs`, `doctor` (host self-check), `server` (lifecycle
@@ -37,4 +38,14 @@ Design notes (approaches considered and rejected):
 - Reconciling by instance label alone: several daemons and test runs share one
   engine; removing every other instance's containers would kill live
   sessions. Reconciliation also checks that the owning process is dead.
+- Treating a container of another host as dead (its pid is not running
+  here): two hosts sharing one engine destroyed each other's sessions at
+  start-up. Only a dead daemon of this same host is provably dead.
+- Serving waiting openers by waking them all on a condition: a new arrival
+  could take a container ahead of openers already waiting, so an early opener
+  could time out while later ones were served (issue #10's churn). Openers
+  now wait on their own future in a FIFO queue.
+- A background task per loop with no supervision: one EMFILE in the refill
+  task ended refill for good while health stayed SERVING. Loops are now step
+  functions under `supervise`, and their health is the daemon's health.
 """

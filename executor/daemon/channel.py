@@ -64,15 +64,6 @@ class AsyncSandbox:
         return self.sandbox.labels
 
     @property
-    def running_execute_id(self) -> str:
-        """The id of the execute in flight ("" when none): what an interrupt frame names.
-
-        `lifecycle.RunControl` reads it; without it the interrupt named no
-        running execute and the runner dropped it (then killed after the grace).
-        """
-        return self.channel.running_execute_id
-
-    @property
     def ready(self) -> Ready | None:
         return self.sandbox.ready
 

@@ -53,6 +53,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if cfg is None:
         return 2
     checks, _ = doctor.run_checks(image=cfg.image, limits=cfg.default_limits)
+    checks += doctor.running_daemon_checks(cfg.metrics_address)
     print(doctor.format_table(checks))
     return 0 if doctor.all_ok(checks) else 1
 

@@ -40,6 +40,7 @@ from proto.limits import (
     SessionLimits,
     limit_unit,
 )
+from proto.routing import check_route
 
 ENV_PREFIX = "CORRAL_"
 MIN_TOKEN_CHARS = 16
@@ -167,9 +168,24 @@ class DaemonConfig:
     instance_id: str = setting(
         "", "label put on this daemon's containers; empty = random per start", metavar="ID"
     )
+    advertise_address: str = setting(
+        "",
+        "HOST:PORT a proxy reaches this daemon at; session ids start with it (the route). "
+        "Empty = the instance id",
+        metavar="ADDR",
+    )
     pool_warm: int = setting(4, "containers kept started and ready for new sessions", "containers")
     pool_max: int = setting(16, "containers in total: warm + starting + in use", "containers")
-    refill_concurrency: int = setting(2, "containers started at the same time", "containers")
+    pool_warm_max: int = setting(
+        0,
+        "warm ceiling while demand is high; 0 = max(pool_warm, pool_max / 2)",
+        "containers",
+    )
+    refill_concurrency: int = setting(
+        8,
+        "containers started at the same time (measure with benchmarks/churn.py --starts)",
+        "containers",
+    )
     open_wait_s: float = setting(
         10.0, "how long OpenSession waits for a container before RESOURCE_EXHAUSTED", "seconds"
     )
@@ -498,6 +514,10 @@ def validate(cfg: DaemonConfig) -> None:
         problems.append("pool_warm must be >= 0 and pool_max >= 1")
     if cfg.pool_warm > cfg.pool_max:
         problems.append(f"pool_warm={cfg.pool_warm} exceeds pool_max={cfg.pool_max}")
+    if cfg.pool_warm_max < 0 or cfg.pool_warm_max > cfg.pool_max:
+        problems.append(f"pool_warm_max={cfg.pool_warm_max}: use 0 (auto) up to pool_max")
+    elif cfg.pool_warm_max and cfg.pool_warm_max < cfg.pool_warm:
+        problems.append(f"pool_warm_max={cfg.pool_warm_max} is below pool_warm={cfg.pool_warm}")
     if cfg.refill_concurrency < 1:
         problems.append("refill_concurrency must be >= 1")
     for n in LIMIT_FIELDS:
@@ -530,6 +550,12 @@ def validate(cfg: DaemonConfig) -> None:
         )
     if cfg.max_limits.code_bytes + 4096 > cfg.max_message_bytes:
         problems.append("max_message_bytes must exceed max_code_bytes by at least 4096")
+    try:  # session ids start with the route: advertise_address, else the instance id
+        if cfg.advertise_address or cfg.instance_id:
+            check_route(cfg.advertise_address or cfg.instance_id)
+    except ValueError as exc:
+        key = "advertise_address" if cfg.advertise_address else "instance_id (the default route)"
+        problems.append(f"{key}: {exc}")
     if cfg.log_format not in LOG_FORMATS:
         problems.append(f"log_format={cfg.log_format!r}: use one of {', '.join(LOG_FORMATS)}")
     if cfg.hard_timeout_grace_ms < 0 or cfg.open_wait_s < 0 or cfg.shutdown_drain_s < 0:

@@ -8,11 +8,17 @@ no network interface but loopback and no route out, a read-only root
 filesystem, seccomp in filter mode (2), no-new-privileges, no effective
 capabilities, and a non-root uid. `serve` runs the same checks and refuses to
 start when one fails.
+
+When a daemon is already running with the same config, the doctor also asks
+it (its metrics endpoint's `/healthz`) whether every background loop is up,
+and prints why not: that is where "health is NOT_SERVING" is explained.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -149,6 +155,37 @@ def _probe_container(
         if sandbox is not None:
             sandbox.destroy()
     return confinement_checks(facts)
+
+
+def running_daemon_checks(metrics_address: str, timeout: float = 3.0) -> list[Check]:
+    """Ask a running daemon (at its metrics address) why it is not serving, if it is not.
+
+    No daemon answering is not a failure: the doctor also runs before the first start.
+    """
+    from executor.daemon.metrics import parse_address
+
+    address = parse_address(metrics_address)
+    if address is None:
+        return []
+    host, port = address
+    if port == 0:
+        return []
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            body = r.read(64 * 1024).decode("utf-8", "replace")
+        return [Check("running daemon", True, f"{url}: {body.strip()[:200]}")]
+    except urllib.error.HTTPError as exc:
+        if exc.code != 503:
+            return [Check("running daemon", True, f"no corrald health at {url} ({exc.code})")]
+        body = exc.read(64 * 1024).decode("utf-8", "replace")
+        return [
+            Check("running daemon", False, line.strip()[:1000])
+            for line in body.splitlines()
+            if line.strip()
+        ] or [Check("running daemon", False, f"{url} answered 503")]
+    except (OSError, ValueError) as exc:
+        return [Check("running daemon", True, f"none answering at {url} ({exc}); skipped")]
 
 
 def format_table(checks: list[Check]) -> str:

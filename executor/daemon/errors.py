@@ -74,6 +74,21 @@ class SessionNotFound(DaemonError):
         )
 
 
+class SessionElsewhere(SessionNotFound):
+    """The session id names another daemon's route: this daemon never holds it."""
+
+    def __init__(self, session_id: str, route: str, own_route: str) -> None:
+        from proto.routing import ROUTE_METADATA
+
+        DaemonError.__init__(
+            self,
+            f"session not found on this daemon: its id names route {route[:80]!r}, and this "
+            f"daemon's route is {own_route[:80]!r}; a proxy in front of several daemons must "
+            f"send each call to the daemon its session id names, using the {ROUTE_METADATA!r} "
+            "metadata the Corral client sets (check the proxy's route map)",
+        )
+
+
 class SessionBusy(DaemonError):
     """The session is already running a snippet or another sandbox call."""
 

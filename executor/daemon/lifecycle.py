@@ -243,19 +243,6 @@ def checkpoint_info(cp: Checkpoint) -> pb.CheckpointInfo:
 # ---------------------------------------------------------------------------
 
 
-def running_execute_id(sandbox: Any) -> str:
-    """The frame id of the execute now running on `sandbox`.
-
-    The channel numbers its requests `q1, q2, ...` and an execute holds the
-    session's lock, so the newest id is the running execute's. A channel that
-    names it (`running_execute_id`) is preferred.
-    """
-    named = getattr(sandbox, "running_execute_id", None)
-    if isinstance(named, str) and named:
-        return named
-    return f"q{getattr(sandbox, '_ids', 0)}"
-
-
 class RunControl:
     """One running snippet, as far as interrupting it goes."""
 
@@ -303,9 +290,8 @@ class RunControl:
                 await asyncio.sleep(0)
         try:
             if self.running:
-                await self.sandbox.send_async(
-                    {"type": "interrupt", "id": running_execute_id(self.sandbox)}
-                )
+                # The channel knows the running execute's id and never splits a frame.
+                await self.sandbox.interrupt_async()
         except driver.SandboxError as exc:
             log.debug("interrupt frame not sent", extra={"error": str(exc)[:200]})
         task = self.task

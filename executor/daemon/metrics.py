@@ -3,7 +3,8 @@
 No client library: a counter, a gauge and a histogram are a few lines each,
 and the text exposition format (version 0.0.4) is plain lines of
 `name{label="v"} value`. The endpoint is an asyncio server on the daemon's
-loop answering `GET /metrics`; it reads at most one small request line and
+loop answering `GET /metrics` (and `GET /healthz`: "ok", or 503 with the
+reasons the daemon is not serving, which `corrald doctor` shows); it reads at most one small request line and
 header block with a timeout, so a slow or hostile scraper cannot hold it.
 """
 
@@ -185,6 +186,23 @@ class DaemonMetrics:
         self.sessions_expired = Counter(
             "corral_sessions_expired_total", "Sessions ended by idle timeout or lifetime."
         )
+        self.opens_refused = Counter(
+            "corral_pool_opens_refused_total",
+            "Opens that found no container within the open wait (RESOURCE_EXHAUSTED).",
+        )
+        self.pool_evictions = Counter(
+            "corral_pool_evictions_total",
+            "Idle warm containers destroyed to make room for a session with custom limits.",
+        )
+        self.pool_trimmed = Counter(
+            "corral_pool_trimmed_total",
+            "Idle warm containers destroyed because demand fell below the warm target.",
+        )
+        self.loop_failures = Counter(
+            "corral_loop_failures_total",
+            "Failed steps of a background loop (each is logged, backed off and retried).",
+            ("loop",),
+        )
         for m in (
             self.open_latency,
             self.execute_latency,
@@ -194,6 +212,10 @@ class DaemonMetrics:
             self.containers_failed,
             self.sessions_opened,
             self.sessions_expired,
+            self.opens_refused,
+            self.pool_evictions,
+            self.pool_trimmed,
+            self.loop_failures,
         ):
             r.add(m)
 
@@ -207,10 +229,17 @@ class MetricsServer:
     READ_TIMEOUT_S = 5.0
     MAX_REQUEST_BYTES = 8192
 
-    def __init__(self, registry: Registry, host: str, port: int) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        host: str,
+        port: int,
+        problems: Callable[[], list[str]] | None = None,
+    ) -> None:
         self.registry = registry
         self.host = host
         self.port = port
+        self.problems = problems  # `GET /healthz`: 200 "ok", or 503 with one problem a line
         self._server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -235,6 +264,11 @@ class MetricsServer:
             if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
                 status, body = "200 OK", self.registry.render().encode()
                 ctype = "text/plain; version=0.0.4; charset=utf-8"
+            elif len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/healthz":
+                found = self.problems() if self.problems is not None else []
+                status = "503 Service Unavailable" if found else "200 OK"
+                body = ("".join(p + "\n" for p in found) or "ok\n").encode()
+                ctype = "text/plain; charset=utf-8"
             else:
                 status, body, ctype = "404 Not Found", b"try GET /metrics\n", "text/plain"
             writer.write(

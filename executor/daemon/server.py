@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import signal
 import ssl
 import sys
@@ -38,6 +39,7 @@ from executor.daemon.pool import Pool
 from executor.daemon.reconcile import LABEL_DAEMON_PID, daemon_labels, reconcile
 from executor.daemon.service import ExecutorService
 from executor.daemon.sessions import SessionRegistry
+from executor.daemon.supervise import LoopHealth, supervise
 from executor.sandbox import LABEL_INSTANCE
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
@@ -49,6 +51,42 @@ log = logging.getLogger("corral.daemon")
 STREAM_WINDOW_BYTES = 256 << 10  # per-stream HTTP/2 receive window
 SWITCH_INTERVAL_S = 0.0005  # seconds; CPython's default is 0.005
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Executor"].full_name
+CAPACITY_CHECK_S = 0.5  # how often health follows the pool's capacity
+
+
+def serving_status(accepting: bool, pool: Pool | None) -> Any:
+    """Health for a balancer: SERVING while a new session could be opened here.
+
+    NOT_SERVING while draining, or while the pool is exhausted: nothing warm or
+    starting, and no room to start another container (pool_max reached).
+    """
+    status = health_pb2.HealthCheckResponse
+    if not accepting or pool is None:
+        return status.NOT_SERVING
+    s = pool.stats()
+    total = s.warm + s.starting + s.in_use + s.destroying
+    if s.warm + s.starting == 0 and total >= s.max_containers:
+        return status.NOT_SERVING
+    return status.SERVING
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise this process's RLIMIT_NOFILE soft limit to its hard limit; returns (old, new).
+
+    Every client connection, container attach stream and Docker API connection
+    holds an fd; at the usual soft limit of 1024 a burst of idle connections
+    starved the pool (issue #10). The hard limit is what the operator allows.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft == resource.RLIM_INFINITY or (want != resource.RLIM_INFINITY and soft >= want):
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError) as exc:  # e.g. a container runtime refusing it
+        log.warning("cannot raise the fd limit", extra={"soft": soft, "error": str(exc)})
+        return soft, soft
+    return soft, want
 
 
 def server_options(cfg: DaemonConfig) -> list[tuple[str, Any]]:
@@ -93,7 +131,8 @@ class Daemon:
         self.instance_id = config.instance_id or f"corrald-{uuid.uuid4().hex[:12]}"
         self._docker = docker_client
         self.metrics = DaemonMetrics()
-        self.sessions = SessionRegistry()
+        self.route = config.advertise_address or self.instance_id  # prefixes session ids
+        self.sessions = SessionRegistry(self.route)
         self.image = config.image
         self.port = 0
         self.metrics_port = 0
@@ -104,8 +143,12 @@ class Daemon:
         self._health: health_aio.HealthServicer | None = None
         self._metrics_server: MetricsServer | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._capacity: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self.loop_health = LoopHealth(on_change=self._loops_changed)
+        self._health_tasks: set[asyncio.Task[None]] = set()
+        self.fd_limit = 0  # RLIMIT_NOFILE soft limit after start() raised it
 
     @property
     def target(self) -> str:
@@ -121,6 +164,9 @@ class Daemon:
     async def start(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
+        old_fds, self.fd_limit = raise_fd_limit()
+        if self.fd_limit != old_fds:
+            log.info("raised the fd limit", extra={"from": old_fds, "to": self.fd_limit})
         # Driver calls block a thread each (a running snippet holds one for its whole
         # duration), so the default executor must not be the small CPU-sized one.
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -156,6 +202,9 @@ class Daemon:
             min_available_memory=cfg.min_available_memory_bytes,
             health_interval_s=cfg.health_check_interval_s,
             metrics=self.metrics,
+            warm_max=cfg.pool_warm_max or max(cfg.pool_warm, cfg.pool_max // 2),
+            watch_events=self._events_fn(),
+            loop_health=self.loop_health,
         )
         self.pool = pool
         self.metrics.add_gauge(
@@ -168,6 +217,22 @@ class Daemon:
             "corral_pool_starting", "Containers starting.", lambda: pool.stats().starting
         )
         self.metrics.add_gauge("corral_sessions", "Open sessions.", lambda: len(self.sessions))
+        self.metrics.add_gauge(
+            "corral_pool_warm_target",
+            "Warm containers wanted now (follows the open rate between floor and ceiling).",
+            lambda: pool.target,
+        )
+        self.metrics.add_gauge(
+            "corral_pool_open_rate", "Opens per second over the demand window.", pool.open_rate
+        )
+        self.metrics.add_gauge(
+            "corral_pool_queued", "Openers waiting for a container.", lambda: pool.waiting
+        )
+        self.metrics.add_gauge(
+            "corral_loops_down",
+            "Background loops failing repeatedly (health is NOT_SERVING while above 0).",
+            lambda: len(self.loop_health.problems()),
+        )
         self.service = ExecutorService(cfg, pool, self.sessions, self.metrics, self.instance_id)
 
         server = grpc.aio.server(
@@ -181,11 +246,16 @@ class Daemon:
         self._server = server
         await server.start()
         pool.start()
-        self._reaper = asyncio.create_task(self._reap_loop(), name="session-reaper")
+        self._reaper = asyncio.create_task(
+            supervise("session-reaper", self._reap_step, self.loop_health, on_failure=self._fail),
+            name="session-reaper",
+        )
 
         address = parse_address(cfg.metrics_address)
         if address is not None:
-            self._metrics_server = MetricsServer(self.metrics.registry, *address)
+            self._metrics_server = MetricsServer(
+                self.metrics.registry, *address, problems=self.problems
+            )
             try:
                 self.metrics_port = await self._metrics_server.start()
             except OSError as exc:
@@ -194,8 +264,8 @@ class Daemon:
                     f"cannot serve metrics on {cfg.metrics_address}: {exc}; set metrics_address "
                     "to a free HOST:PORT, or 0 to turn metrics off"
                 ) from exc
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        await self._set_health(self.loop_health.healthy)
+        self._capacity = asyncio.create_task(self._capacity_loop(), name="health-capacity")
         log.info(
             "listening",
             extra={
@@ -203,9 +273,11 @@ class Daemon:
                 "tls": cfg.tls_enabled,
                 "auth": cfg.auth_enabled,
                 "instance": self.instance_id,
+                "route": self.route,
                 "image": self.image,
                 "metrics_port": self.metrics_port,
                 "reconciled": len(removed),
+                "fd_limit": self.fd_limit,
             },
         )
 
@@ -278,16 +350,88 @@ class Daemon:
 
     # --- background ----------------------------------------------------------
 
-    async def _reap_loop(self) -> None:
+    def problems(self) -> list[str]:
+        """Why this daemon is not fully serving (empty when it is)."""
+        return self.loop_health.problems()
+
+    def _fail(self, loop_name: str) -> None:
+        self.metrics.loop_failures.inc(loop=loop_name)
+
+    def _loops_changed(self, healthy: bool) -> None:
+        """A background loop went down or recovered: health follows (from the loop)."""
+        if self._stopped.is_set() or self._health is None:
+            return
+        if not healthy:
+            log.error("not serving: " + "; ".join(self.problems()))
+        task = asyncio.get_running_loop().create_task(self._set_health(healthy))
+        self._health_tasks.add(task)
+        task.add_done_callback(self._health_tasks.discard)
+
+    async def _set_health(self, healthy: bool) -> None:
+        if self._health is None or self._stopped.is_set():
+            return
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if healthy
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set("", status)
+        if not healthy:  # the capacity loop brings the Executor service back
+            await self._health.set(SERVICE_NAME, status)
+
+    def _events_fn(self) -> Any:
+        """Opens the engine's event stream of pauses of this daemon's containers."""
+        client, instance = self._docker, self.instance_id
+        api = getattr(client, "api", None)
+        if api is None or not hasattr(api, "events"):
+            return None
+
+        def open_stream() -> Any:
+            return api.events(
+                decode=True,
+                filters={
+                    "type": "container",
+                    "event": ["pause"],
+                    "label": [f"{LABEL_INSTANCE}={instance}", f"{LABEL_DAEMON_PID}={os.getpid()}"],
+                },
+            )
+
+        return open_stream
+
+    async def _reap_step(self) -> None:
+        """One reaper pass: end sessions past their idle timeout or lifetime."""
         assert self.service is not None
-        while True:
-            await asyncio.sleep(self.config.session_reap_interval_s)
-            for session, reason in self.sessions.expired():
+        await asyncio.sleep(self.config.session_reap_interval_s)
+        failed: Exception | None = None
+        for session, reason in self.sessions.expired():
+            try:  # one session failing to end must not keep the others alive
                 if reason == "lifetime" and session.lock.locked():
                     with contextlib.suppress(Exception):
                         await asyncio.to_thread(session.sandbox.kill)
                 self.metrics.sessions_expired.inc()
                 await self.service.end_session(session, f"expired ({reason})")
+            except Exception as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+
+    async def _capacity_loop(self) -> None:
+        """Keep the Executor service's health at `serving_status` (readiness: opens go to
+        SERVING daemons), and NOT_SERVING while a background loop is down. The overall
+        status ("") follows only the loops (liveness): a full pool is no reason to restart
+        a daemon and its sessions.
+        """
+        assert self._health is not None
+        last = None
+        while True:
+            accepting = self.service is not None and self.service.accepting
+            status = serving_status(
+                accepting and not self._stopped.is_set() and self.loop_health.healthy, self.pool
+            )
+            if status != last:
+                await self._health.set(SERVICE_NAME, status)
+                last = status
+            await asyncio.sleep(CAPACITY_CHECK_S)
 
     # --- stop ----------------------------------------------------------------
 
@@ -312,6 +456,8 @@ class Daemon:
                 )
         if self._reaper is not None:
             self._reaper.cancel()
+        if self._capacity is not None:
+            self._capacity.cancel()
         if self.service is not None:
             for session in self.sessions.all():
                 await self.service.end_session(session, "daemon shutdown")

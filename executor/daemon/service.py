@@ -45,7 +45,7 @@ from executor.daemon.errors import (
 )
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.pool import Pool
-from executor.daemon.sessions import Session, SessionRegistry, new_session_id
+from executor.daemon.sessions import Session, SessionRegistry
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
 from proto.limits import FILE_CHUNK_BYTES, SessionLimits
@@ -180,7 +180,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             on_failure=self.metrics.containers_failed.inc,
         )
         session = Session(
-            id=new_session_id(),
+            id=self.sessions.new_id(),
             owner=caller,
             sandbox=sandbox,
             limits=plan.limits,
@@ -483,7 +483,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             on_failure=self.metrics.containers_failed.inc,
         )
         child = Session(
-            id=new_session_id(),
+            id=self.sessions.new_id(),
             owner=caller,
             sandbox=sandbox,
             limits=parent.limits,

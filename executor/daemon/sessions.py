@@ -1,7 +1,10 @@
 """Sessions: who owns which container, for how long, doing what.
 
-A session id is `secrets.token_urlsafe(16)` (128 random bits), so ids cannot be
-guessed or enumerated; and a session found under another caller's name is
+A session id is `<route>/<token>` (proto/routing.py): the route names this
+daemon for a proxy in front of many (its advertise_address), the token is
+`secrets.token_urlsafe(16)` (128 random bits), so ids cannot be guessed or
+enumerated. An id whose route is not this daemon's is refused before any
+lookup (NOT_FOUND with a routing hint), never searched under another name; and a session found under another caller's name is
 reported exactly like a missing one (NOT_FOUND), so ids do not leak across
 callers either. Each session has one lock: the container channel carries one
 request at a time, so a second snippet (or any sandbox call) while one runs is
@@ -26,11 +29,13 @@ from typing import Any
 from executor.daemon.errors import (
     LimitTooHigh,
     SessionBusy,
+    SessionElsewhere,
     SessionNeedsRecovery,
     SessionNotFound,
 )
 from executor.daemon.lifecycle import MAX_LOST_SESSIONS, Checkpoint, History, RunControl
 from proto.limits import LIMIT_FIELDS, SessionLimits
+from proto.routing import ROUTE_SEPARATOR, route_of
 
 # Limits the container is created with: a session asking for other values
 # than the pool's cannot take a warm container (they are fixed at creation).
@@ -53,8 +58,10 @@ def container_limits_differ(a: SessionLimits, b: SessionLimits) -> bool:
     return any(getattr(a, n) != getattr(b, n) for n in CONTAINER_LIMIT_FIELDS)
 
 
-def new_session_id() -> str:
-    return secrets.token_urlsafe(16)
+def new_session_id(route: str = "") -> str:
+    """`<route>/<token>`; a bare token when the registry has no route (unit tests)."""
+    token = secrets.token_urlsafe(16)
+    return f"{route}{ROUTE_SEPARATOR}{token}" if route else token
 
 
 @dataclass(eq=False)
@@ -99,9 +106,14 @@ class Session:
 
 
 class SessionRegistry:
-    """Open sessions by id. Owner checks live here, nowhere else."""
+    """Open sessions by id. Owner and route checks live here, nowhere else.
 
-    def __init__(self) -> None:
+    route: this daemon's route (its advertise_address); every id it hands out
+    starts with it, and an id naming another route is refused before lookup.
+    """
+
+    def __init__(self, route: str = "") -> None:
+        self.route = route
         self._sessions: dict[str, Session] = {}
         self._lost: dict[str, Session] = {}  # recoverable by their owner until idle expiry
 
@@ -111,7 +123,17 @@ class SessionRegistry:
     def add(self, session: Session) -> None:
         self._sessions[session.id] = session
 
+    def new_id(self) -> str:
+        return new_session_id(self.route)
+
+    def check_route(self, session_id: str) -> None:
+        """SessionElsewhere when the id names another daemon (a proxy sent it here)."""
+        route = route_of(session_id)
+        if route != self.route:
+            raise SessionElsewhere(session_id, route, self.route)
+
     def get(self, session_id: str, caller: str) -> Session:
+        self.check_route(session_id)
         session = self._sessions.get(session_id)
         if session is None or session.owner != caller or session.lost:
             lost = self._lost.get(session_id)
@@ -133,6 +155,7 @@ class SessionRegistry:
             self._lost.pop(next(iter(self._lost)))
 
     def get_lost(self, session_id: str, caller: str) -> Session:
+        self.check_route(session_id)
         session = self._lost.get(session_id)
         if session is None or session.owner != caller:
             raise SessionNotFound(session_id)
@@ -148,6 +171,7 @@ class SessionRegistry:
 
     def forget_lost(self, session_id: str, caller: str) -> bool:
         """Close a lost session (its owner's CloseSession): True when there was one."""
+        self.check_route(session_id)
         session = self._lost.get(session_id)
         if session is None or session.owner != caller:
             return False

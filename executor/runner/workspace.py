@@ -6,7 +6,8 @@ components, NUL bytes, empty paths, and any path whose resolved location is
 outside the workspace (a symlink planted by a raw snippet, for instance). The
 final component is opened with O_NOFOLLOW, so a symlink swapped in between
 the check and the open is refused too. Sizes are capped so that the file,
-base64-encoded, fits in one frame.
+base64-encoded, fits in one frame. Writes are atomic: a temporary file in the
+same directory, renamed over the target once complete (see `Workspace.write`).
 
 Standard library only: this module runs inside the sandbox image.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat
 
 from proto.frames import DEFAULT_MAX_FRAME
@@ -25,6 +27,7 @@ from proto.frames import DEFAULT_MAX_FRAME
 MAX_FILE_BYTES = (DEFAULT_MAX_FRAME - 4096) // 4 * 3
 # Entries returned by one list_dir (the answer must fit one frame).
 MAX_LIST_ENTRIES = 10_000
+TMP_SUFFIX = ".corral-upload"  # temporary files of uploads in progress end with this
 
 
 class WorkspaceError(Exception):
@@ -58,6 +61,14 @@ class Workspace:
         return os.path.join(parent, parts[-1])
 
     def write(self, path: object, data: bytes) -> None:
+        """Replace (or create) the file atomically: all of `data`, or the old file untouched.
+
+        The bytes go to a fresh temporary file in the same directory, which is
+        renamed over the target only once fully written: rename(2) within one
+        filesystem is atomic, so a reader sees the old file or the new one, never
+        a mix. A failure (the workspace runs out of space, say) removes the
+        temporary file and leaves any previous file exactly as it was.
+        """
         if len(data) > self.max_file_bytes:
             raise WorkspaceError(
                 f"file of {len(data)} bytes exceeds the {self.max_file_bytes}-byte maximum"
@@ -66,20 +77,43 @@ class Workspace:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         # Re-check after creating directories: a racing symlink must not redirect us.
         target = self.resolve(path)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        if os.path.islink(target):
+            raise WorkspaceError(f"cannot write {path!r}: it is a symbolic link")
+        if os.path.isdir(target):
+            raise WorkspaceError(f"cannot write {path!r}: it is a directory")
+        directory, name = os.path.split(target)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        tmp, fd = "", -1
+        for _ in range(16):  # O_EXCL: a name planted by a snippet is never reused
+            tmp = os.path.join(directory, f".{name[:200]}.{secrets.token_hex(8)}{TMP_SUFFIX}")
+            try:
+                fd = os.open(tmp, flags, 0o644)
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise WorkspaceError(f"cannot write {path!r}: {exc.strerror}") from None
+        if fd < 0:
+            raise WorkspaceError(f"cannot write {path!r}: no free temporary name")
         try:
-            fd = os.open(target, flags, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+            finally:
+                os.close(fd)
+            # The parent is re-resolved; a symlink swapped in at the target meanwhile
+            # is replaced by rename(2), which never follows it.
+            if os.path.dirname(self.resolve(path)) != directory:
+                raise WorkspaceError(f"cannot write {path!r}: its directory changed meanwhile")
+            os.rename(tmp, target)
         except OSError as exc:
+            _unlink_quietly(tmp)
             raise WorkspaceError(f"cannot write {path!r}: {exc.strerror}") from None
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-        except OSError as exc:
-            raise WorkspaceError(f"cannot write {path!r}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
 
     def read(self, path: object, max_bytes: int | None = None) -> bytes:
         cap = self.max_file_bytes if not max_bytes else min(max_bytes, self.max_file_bytes)
@@ -147,6 +181,8 @@ class Workspace:
                         continue
                     if not _utf8(entry.name):
                         continue  # a name no client could send back (not UTF-8)
+                    if entry.name.endswith(TMP_SUFFIX):
+                        continue  # an upload in progress, not a file yet
                     is_dir = stat.S_ISDIR(st.st_mode)
                     rel = entry.name if prefix == "." else f"{prefix}/{entry.name}"
                     entries.append(
@@ -199,3 +235,10 @@ def _utf8(name: str) -> bool:
 def too_large(path: object, size: int, cap: int) -> str:
     """The one wording of the file-size cap (the daemon's TooLarge says the same)."""
     return f"the file {path!r} is {size} bytes; the server accepts at most {cap} bytes (config: max_file_bytes)"
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

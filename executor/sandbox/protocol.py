@@ -358,11 +358,6 @@ class ChannelProtocol:
             too_large = {"type": "ValueError", "message": "the tool's result is too large"}
             return self.encode({**frame, "ok": False, "value": None, "error": too_large})
 
-    @property
-    def running_execute_id(self) -> str:
-        """The id of the execute in flight (also while a tool call is out); "" when none."""
-        return (self._rid or "") if self.state in (EXECUTE, TOOL) else ""
-
     def interrupt(self) -> bytes:
         """The `interrupt` frame for the running execute; b"" when none runs.
 

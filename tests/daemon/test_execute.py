@@ -136,13 +136,17 @@ def test_soft_timeout_keeps_state(stub):
 
 
 def test_hard_timeout_kills_the_container(stub, daemon, docker_client):
-    session_id = open_session(stub, limits={"wall_time_ms": 500})
+    # 3 s: room for the exec below to land before the runner's own soft timeout fires.
+    session_id = open_session(stub, limits={"wall_time_ms": 3000})
     session = daemon.daemon.sessions.get(session_id, "anonymous")
     container = docker_client.containers.get(session.sandbox.container_id)
 
     def freeze(response: pb.ExecuteResponse) -> None:
         if response.HasField("output"):
-            container.pause()  # the runner can no longer answer, not even its soft timeout
+            # SIGSTOP every process: the runner can no longer answer, not even its soft
+            # timeout. (Not `docker pause`: the daemon sees that event and declares the
+            # container lost at once, see test_robustness.py.)
+            container.exec_run(["python3", "-c", "import os, signal; os.kill(-1, signal.SIGSTOP)"])
 
     r = execute(stub, session_id, "print('go')\nwhile True:\n    pass", on_response=freeze).result
     assert r.verdict == pb.VERDICT_TIMEOUT and r.session_lost

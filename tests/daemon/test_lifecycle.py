@@ -166,7 +166,8 @@ def test_restart_reconciliation(docker_client, sandbox_image, test_instance_id):
         ) as d:
             assert stale.name in d.daemon.removed_at_start
             assert sibling.name not in d.daemon.removed_at_start
-        names = {c.name for c in docker_client.containers.list(all=True)}
+        # Low-level listing: no per-container inspect racing other tests' auto-removals.
+        names = set(container_names(docker_client.api.containers(all=True)))
         assert stale.name not in names
         assert sibling.name in names and sibling.ping()
     finally:

@@ -350,9 +350,9 @@ class InterruptibleSandbox(FakeSandbox):
         self.sent: list[dict[str, Any]] = []
         self._stop = asyncio.Event()
 
-    async def send_async(self, frame: dict[str, Any]) -> None:
-        self.sent.append(frame)
-        if frame["type"] == "interrupt" and self.obey:
+    async def interrupt_async(self) -> None:
+        self.sent.append({"type": "interrupt"})
+        if self.obey:
             self._stop.set()
 
     async def execute_async(

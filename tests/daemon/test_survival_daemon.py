@@ -201,7 +201,8 @@ def test_checkpoint_rollback_numpy_and_scoping(client):
     cp = s.checkpoint()
     s.run("a[:] = 0\nb = 1")
     s.rollback(cp)
-    assert s.run("int(a.sum())").python_value == 45
+    after = s.run("int(a.sum())")
+    assert after.python_value == 45, after.error
     assert "b" not in s.get_variables()
     with pytest.raises(NotFound):
         other.rollback(cp)

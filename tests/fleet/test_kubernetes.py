@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from executor.daemon.server import SERVICE_NAME
 from tests.fleet.conftest import self_signed
 
 yaml = pytest.importorskip("yaml")
@@ -55,6 +56,9 @@ def test_daemonset_probes_use_grpc_health_and_advertise_the_pod() -> None:
     container = daemonset["spec"]["template"]["spec"]["containers"][0]
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert container[probe]["grpc"]["port"] == 50051
+    # Readiness follows capacity (the Executor service); liveness must not (overall "").
+    assert container["readinessProbe"]["grpc"]["service"] == SERVICE_NAME
+    assert "service" not in container["livenessProbe"]["grpc"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["CORRAL_ADVERTISE_ADDRESS"] == "$(POD_IP):50051"
     assert env["CORRAL_TLS_CERT"] and env["CORRAL_TLS_KEY"]  # tokens never in clear

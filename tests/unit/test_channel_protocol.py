@@ -577,14 +577,40 @@ def test_execute_refused_by_the_runner_keeps_the_channel() -> None:
         {"call_id": "c", "name": "t", "args": "x"},
         {"call_id": "c", "name": None},
         {"call_id": "c", "name": "t", "kwargs": []},
-        {"call_id": "c", "name": "t", "args": [math.inf]},
-        {"call_id": "c", "name": "t", "kwargs": {"k": "\ud800"}},
     ],
 )
 def test_tool_call_with_bad_schema(call: dict[str, Any]) -> None:
     proto, rid = executing()
     with pytest.raises(SandboxProtocolError):
         proto.receive_data(frame({"type": "tool_call", "id": rid, **call}))
+
+
+def json_nest(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        {"call_id": "c", "name": "t", "args": [math.inf]},
+        {"call_id": "c", "name": "t", "kwargs": {"k": "\ud800"}},
+        {"call_id": "c", "name": "t", "args": [[[[[[]]]]]] * 1 + [json_nest(150)]},
+    ],
+)
+def test_tool_arguments_that_cannot_cross_are_refused_inside_the_snippet(
+    call: dict[str, Any],
+) -> None:
+    """The snippet's mistake, not a broken runner: the call fails there, the channel lives."""
+    proto, rid = executing()
+    proto.receive_data(frame({"type": "tool_call", "id": rid, "args": [], "kwargs": {}, **call}))
+    event = proto.next_event()
+    assert isinstance(event, events.ToolCall) and event.refusal is not None
+    assert event.refusal["ok"] is False and event.args == [] and event.kwargs == {}
+    assert "must be JSON data" in event.refusal["error"]["message"]
+    proto.answer_tool_call(event.call_id, event.refusal)  # the exchange goes on
 
 
 def test_nothing_but_the_result_while_a_tool_call_is_out() -> None:
