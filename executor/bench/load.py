@@ -125,6 +125,16 @@ def loadavg() -> list[float]:
 # -- daemon resources from /proc ---------------------------------------------------------------
 
 
+def proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (all its threads), from /proc/<pid>/stat."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_sample(pid: int) -> dict[str, float] | None:
     """RSS (MiB), open fds and threads of a process, from /proc/<pid> (None when gone)."""
     try:
@@ -344,9 +354,14 @@ def run_scenario(scenario: Scenario, target: str, pid: int | None = None) -> dic
     scenario.check()
     rec = Recorder()
     load_before = loadavg()
+    cpu_before = proc_cpu_s(pid) if pid is not None else None
+    client_cpu = time.process_time()
     with Sampler(pid, interval=1.0 if scenario.duration_s < 120 else 5.0) as sampler:
         coro = _burst if scenario.burst else _steady
         elapsed = asyncio.run(coro(scenario, target, rec))
+    client_cpu = time.process_time() - client_cpu
+    cpu_after = proc_cpu_s(pid) if pid is not None else None
+    calls = max(1, len(rec.snippet_s) + len(rec.open_s) + len(rec.close_s))
     out: dict[str, Any] = {
         "scenario": asdict(scenario),
         "target": target,
@@ -364,11 +379,16 @@ def run_scenario(scenario: Scenario, target: str, pid: int | None = None) -> dic
         "errors": len(rec.errors),
         "error_samples": sorted(set(rec.errors))[:5],
         "daemon": sampler.summary(),
+        # CPU per call (snippets + opens + closes) hardly depends on how busy the host
+        # is, unlike latency: the number to compare across runs on a shared machine.
+        "client_cpu_ms_per_call": round(client_cpu * 1000 / calls, 3),
         "raw": {
             "snippet_ms": [round(v * 1000, 3) for v in rec.snippet_s[:RAW_CAP]],
             "open_ms": [round(v * 1000, 3) for v in rec.open_s[:RAW_CAP]],
         },
     }
+    if cpu_before is not None and cpu_after is not None:
+        out["daemon"]["cpu_ms_per_call"] = round((cpu_after - cpu_before) * 1000 / calls, 3)
     if scenario.burst:
         out["first"] = summary_ms(rec.first_s)
         out["raw"]["first_ms"] = [round(v * 1000, 3) for v in rec.first_s]
