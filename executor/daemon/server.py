@@ -43,6 +43,7 @@ from proto.limits import SessionLimits
 log = logging.getLogger("corral.daemon")
 
 SWITCH_INTERVAL_S = 0.0005  # seconds; CPython's default is 0.005
+FD_LIMIT_WANTED = 65536  # soft RLIMIT_NOFILE the daemon raises itself to (within the hard limit)
 GC_THRESHOLD0 = 50_000  # allocations between young collections; CPython's default is 700
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Executor"].full_name
 
@@ -319,6 +320,29 @@ def tune_gc() -> bool:
     return True
 
 
+def raise_fd_limit(want: int = FD_LIMIT_WANTED) -> tuple[int, int]:
+    """Raise the soft open-file limit toward the hard one; returns (before, after).
+
+    Each session holds one descriptor (its container's attach socket) for its
+    whole life, plus the Docker connections: measured by benchmarks/density.py,
+    about 1 fd per session on top of ~50. Under the common soft limit of 1024
+    the daemon would fail opens near 970 sessions while memory still had room;
+    the hard limit (often 524288 under systemd) is the operator's real ceiling.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit", extra={"error": str(exc)})
+            return soft, soft
+        return soft, target
+    return soft, soft
+
+
 async def serve(config: DaemonConfig) -> int:
     """Run until SIGTERM/SIGINT, then stop in stages; a second signal exits at once."""
     loop = asyncio.get_running_loop()
@@ -339,6 +363,12 @@ async def serve(config: DaemonConfig) -> int:
     # Docker API calls run in threads; a short switch interval hands the GIL back
     # to the event loop sooner, which keeps snippet latency low during refills.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    before, after = raise_fd_limit()
+    if after < FD_LIMIT_WANTED:
+        log.info(
+            "open-file limit below the wanted value; each session holds one descriptor",
+            extra={"limit": after, "wanted": FD_LIMIT_WANTED, "was": before},
+        )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     daemon = Daemon(config)
