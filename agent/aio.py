@@ -62,6 +62,7 @@ class AsyncClient:
                 self.target, creds, options=wire.CHANNEL_OPTIONS
             )
         self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
+        self._unary_run = True  # False once a daemon answers Run with UNIMPLEMENTED
         self._sessions: dict[str, AsyncSession] = {}  # opened or attached here
 
     async def close(self) -> None:
@@ -261,12 +262,50 @@ class AsyncSession:
             )
 
     async def run(self, code: str, *, timeout: float | None = None) -> Result:
+        """Run a snippet to completion: the unary Run RPC without tools, else Execute."""
+        if not self.tools and self.client._unary_run:
+            unary = await self._run_unary(code, timeout)
+            if unary is not None:
+                return unary
         result: Result | None = None
         async for item in self.stream(code, timeout=timeout):
             if isinstance(item, Result):
                 result = item
         if result is None:
             raise ProtocolError("the daemon closed the stream without a result")
+        return result
+
+    async def _run_unary(self, code: str, timeout: float | None) -> Result | None:
+        """run() through Run; None when the daemon predates Run (then Execute is used).
+
+        Cancelling the task cancels the call, which interrupts the snippet on
+        the daemon; the session stays (its next snippet waits for the stop).
+        """
+        self._check_open()
+        wire.check_code(code, self.caps)
+        start = wire.start_request(self.id, code).start
+        deadline = wire.execute_timeout(self.limits)
+        timer: asyncio.TimerHandle | None = None
+        if timeout is not None:
+            deadline = wire.check_timeout(timeout) + wire.EXECUTE_MARGIN_S
+            timer = asyncio.get_running_loop().call_later(
+                timeout, lambda: asyncio.ensure_future(self._interrupt_quietly())
+            )
+        try:
+            response = await self.client._stub.Run(
+                start, metadata=self.client._metadata, timeout=deadline
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older daemon: stream instead
+                self.client._unary_run = False
+                return None
+            raise from_rpc_error(exc) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+        result = Result.from_proto(response)
+        if result.session_lost:
+            self.lost = True
         return result
 
     async def stream(

@@ -76,6 +76,7 @@ class Client:
         else:
             self._channel = grpc.secure_channel(self.target, creds, options=wire.CHANNEL_OPTIONS)
         self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
+        self._unary_run = True  # False once a daemon answers Run with UNIMPLEMENTED
         self._sessions: dict[str, Session] = {}  # opened or attached here; closed by close()
 
     # -- lifecycle --------------------------------------------------------
@@ -265,13 +266,60 @@ class Session:
     # -- snippets ---------------------------------------------------------
 
     def run(self, code: str, *, timeout: float | None = None) -> Result:
-        """Run a snippet to completion and return its Result."""
+        """Run a snippet to completion and return its Result.
+
+        A session without tools uses the unary Run RPC (one message each way,
+        cheaper than a stream); with tools, or from stream(), Execute.
+        """
+        if not self.tools and self.client._unary_run:
+            unary = self._run_unary(code, timeout)
+            if unary is not None:
+                return unary
         result: Result | None = None
         for item in self.stream(code, timeout=timeout):
             if isinstance(item, Result):
                 result = item
         if result is None:  # stream() always ends with a Result or raises
             raise ProtocolError("the daemon closed the stream without a result")
+        return result
+
+    def _run_unary(self, code: str, timeout: float | None) -> Result | None:
+        """run() through Run; None when the daemon predates Run (then Execute is used)."""
+        self._check_open()
+        wire.check_code(code, self.caps)
+        start = wire.start_request(self.id, code).start
+        deadline = wire.execute_timeout(self.limits)
+        timer: threading.Timer | None = None
+        if timeout is not None:
+            deadline = wire.check_timeout(timeout) + wire.EXECUTE_MARGIN_S
+            timer = threading.Timer(timeout, self._interrupt_quietly)
+            timer.daemon = True
+        try:
+            future = self.client._stub.Run.future(
+                start, metadata=self.client._metadata, timeout=deadline
+            )
+        except ValueError as exc:  # the channel was closed meanwhile
+            self.client.check_open()
+            raise CorralError(f"Run could not be sent: {exc}") from exc
+        if timer is not None:
+            timer.start()
+        try:
+            response = future.result()
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older daemon: stream instead
+                self.client._unary_run = False
+                return None
+            raise from_rpc_error(exc) from exc
+        except BaseException:
+            # Ctrl-C: cancelling the call interrupts the snippet; the session stays.
+            future.cancel()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        result = Result.from_proto(response)
+        if result.session_lost:
+            self.lost = True
         return result
 
     def stream(self, code: str, *, timeout: float | None = None) -> Iterator[str | Result]:

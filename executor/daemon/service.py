@@ -721,6 +721,31 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                     self.running.discard(task)
                 session.touch()
 
+    async def Run(
+        self, request: pb.ExecuteStart, context: grpc.aio.ServicerContext
+    ) -> pb.ExecuteResult:
+        """Unary Execute for sessions without tools: the same snippet path, one message each way."""
+        try:
+            session = self.sessions.get(request.session_id, self._caller(context))
+        except DaemonError as exc:
+            await context.abort(grpc_status(exc), str(exc))
+            raise  # unreachable: abort raises
+        if session.has_tools:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this session was opened with tools: run its snippets with Execute, whose "
+                "stream carries the tool calls and their answers",
+            )
+
+        async def requests() -> AsyncIterator[pb.ExecuteRequest]:
+            yield pb.ExecuteRequest(start=request)
+
+        result = pb.ExecuteResult()
+        async for response in self.Execute(requests(), context):
+            if response.HasField("result"):
+                result = response.result
+        return result
+
     async def _run_snippet(
         self,
         session: Session,
