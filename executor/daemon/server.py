@@ -67,25 +67,6 @@ def serving_status(accepting: bool, pool: Pool | None) -> Any:
     return status.SERVING
 
 
-def raise_fd_limit() -> tuple[int, int]:
-    """Raise this process's RLIMIT_NOFILE soft limit to its hard limit; returns (old, new).
-
-    Every client connection, container attach stream and Docker API connection
-    holds an fd; at the usual soft limit of 1024 a burst of idle connections
-    starved the pool (issue #10). The hard limit is what the operator allows.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft == resource.RLIM_INFINITY or (want != resource.RLIM_INFINITY and soft >= want):
-        return soft, soft
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    except (ValueError, OSError) as exc:  # e.g. a container runtime refusing it
-        log.warning("cannot raise the fd limit", extra={"soft": soft, "error": str(exc)})
-        return soft, soft
-    return soft, want
-
-
 def configure_health_and_reflection(server: grpc.aio.Server) -> health_aio.HealthServicer:
     """Standard health service (overall and per-service) and server reflection."""
     health = health_aio.HealthServicer()
@@ -469,13 +450,14 @@ def tune_gc() -> bool:
 def raise_fd_limit(want: int = FD_LIMIT_WANTED) -> tuple[int, int]:
     """Raise the soft open-file limit toward the hard one; returns (before, after).
 
-    Each session holds one descriptor (its container's attach socket) for its
-    whole life, plus the Docker connections: measured by benchmarks/density.py,
+    Every client connection, container attach stream and Docker API connection
+    holds an fd; at a soft limit of 1024 a burst of idle connections starved the
+    pool (issue #10). Each session holds one descriptor (its container's attach
+    socket) for its whole life, plus the Docker connections: measured by benchmarks/density.py,
     about 1 fd per session on top of ~50. Under the common soft limit of 1024
     the daemon would fail opens near 970 sessions while memory still had room;
     the hard limit (often 524288 under systemd) is the operator's real ceiling.
     """
-    import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
@@ -509,12 +491,6 @@ async def serve(config: DaemonConfig) -> int:
     # Docker API calls run in threads; a short switch interval hands the GIL back
     # to the event loop sooner, which keeps snippet latency low during refills.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    before, after = raise_fd_limit()
-    if after < FD_LIMIT_WANTED:
-        log.info(
-            "open-file limit below the wanted value; each session holds one descriptor",
-            extra={"limit": after, "wanted": FD_LIMIT_WANTED, "was": before},
-        )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     daemon = Daemon(config)
