@@ -8,6 +8,12 @@ no network interface but loopback and no route out, a read-only root
 filesystem, seccomp in filter mode (2), no-new-privileges, no effective
 capabilities, and a non-root uid. `serve` runs the same checks and refuses to
 start when one fails.
+
+The runtime check resolves the `runtime` setting against the engine (runsc
+when registered under `auto`) and the probe container runs under it; the
+probe also reports the kernel it sees from inside, which under gVisor is
+gVisor's own (`uname -r` 4.4.0), not the host's. gVisor's /proc/self/status
+has no NoNewPrivs line, so the probe asks prctl(PR_GET_NO_NEW_PRIVS) directly.
 """
 
 from __future__ import annotations
@@ -22,13 +28,21 @@ from executor.sandbox import LABEL_INSTANCE, LABEL_MANAGED, LABEL_ROLE
 
 # Runs as raw CPython inside the hardened container; prints one JSON object.
 PROBE_CODE = r"""
-import json, os, socket
+import ctypes, json, os, socket
 r = {}
 with open('/proc/self/status') as f:
     for line in f:
         k, _, v = line.partition(':')
         if k in ('Seccomp', 'NoNewPrivs', 'CapEff'):
             r[k] = v.strip()
+if 'NoNewPrivs' not in r:  # gVisor's status has no such line
+    r['NoNewPrivs'] = str(ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))  # PR_GET_NO_NEW_PRIVS
+r['kernel'] = os.uname().release
+try:
+    with open('/proc/version') as f:
+        r['proc_version'] = f.read().strip()[:160]
+except OSError as e:
+    r['proc_version'] = e.strerror
 r['uid'] = os.getuid()
 r['root_ro'] = None
 with open('/proc/mounts') as f:
@@ -60,11 +74,24 @@ class Check:
     detail: str
 
 
-def confinement_checks(facts: dict[str, Any]) -> list[Check]:
-    """Judge what the probe saw from inside the container."""
+def confinement_checks(facts: dict[str, Any], runtime: str = "runc") -> list[Check]:
+    """Judge what the probe saw from inside the container (under `runtime`)."""
+    import platform
+
     ifaces = [i for i in facts.get("interfaces", []) if i != "lo"]
     cap = str(facts.get("CapEff", "?"))
+    kernel = str(facts.get("kernel", "?"))
+    host = platform.release()
+    if runtime == "runsc":
+        kernel_check = Check(
+            "sandbox kernel",
+            kernel != host,
+            f"{kernel} inside (gVisor), host {host}; {facts.get('proc_version', '')[:60]}",
+        )
+    else:
+        kernel_check = Check("sandbox kernel", True, f"{kernel} inside = the host's (runc)")
     return [
+        kernel_check,
         Check(
             "no network",
             not ifaces and facts.get("connect") != "connected",
@@ -92,8 +119,12 @@ def run_checks(
     *,
     instance_id: str = "",
     limits: SessionLimits | None = None,
+    runtime: str = "auto",
 ) -> tuple[list[Check], str]:
-    """All checks; stops at the first one the rest depend on. Returns (checks, image tag)."""
+    """All checks; stops at the first one the rest depend on. Returns (checks, image tag).
+
+    `runtime` is the operator's setting; the "runtime" check names the one in use.
+    """
     checks: list[Check] = []
     try:
         if client is None:
@@ -118,12 +149,30 @@ def run_checks(
     except Exception as exc:
         checks.append(Check("sandbox image", False, f"{exc}; build it with `corrald build-image`"))
         return checks, image
-    checks.extend(_probe_container(client, image, instance_id, limits or SessionLimits()))
+    from executor.sandbox.runtimes import RuntimeSetupError, check_limits, resolve
+
+    limits = limits or SessionLimits()
+    try:
+        choice = resolve(runtime, client)
+        check_limits(choice.runtime, limits.pids)
+        checks.append(Check("runtime", True, f"{choice.runtime}: {choice.reason}"))
+    except RuntimeSetupError as exc:
+        checks.append(Check("runtime", False, str(exc)))
+        return checks, image
+    checks.extend(_probe_container(client, image, instance_id, limits, choice.runtime))
     return checks, image
 
 
+def resolved_runtime(checks: list[Check]) -> str:
+    """The runtime the checks ran under ("runc" when they never got that far)."""
+    for c in checks:
+        if c.name == "runtime" and c.ok:
+            return c.detail.split(":", 1)[0]
+    return "runc"
+
+
 def _probe_container(
-    client: Any, image: str, instance_id: str, limits: SessionLimits
+    client: Any, image: str, instance_id: str, limits: SessionLimits, runtime: str = "runc"
 ) -> list[Check]:
     from executor.sandbox.driver import Sandbox
 
@@ -134,7 +183,7 @@ def _probe_container(
     }
     sandbox = None
     try:
-        sandbox = Sandbox.start(client, image, limits, labels=labels, raw=True)
+        sandbox = Sandbox.start(client, image, limits, labels=labels, raw=True, runtime=runtime)
         sandbox.init(authorized_imports=[], tools=[], variables={}, limits=limits.runner_limits())
         result = sandbox.execute(PROBE_CODE, timeout=30.0)
         stdout = result.get("stdout", "")
@@ -148,7 +197,7 @@ def _probe_container(
     finally:
         if sandbox is not None:
             sandbox.destroy()
-    return confinement_checks(facts)
+    return confinement_checks(facts, runtime)
 
 
 def format_table(checks: list[Check]) -> str:

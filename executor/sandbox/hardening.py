@@ -77,9 +77,45 @@ def _profile_text(path: Path) -> str:
     return json.dumps(profile, separators=(",", ":"), sort_keys=True)
 
 
-def seccomp_profile_text() -> str:
-    """The committed seccomp profile as compact JSON, as `security_opt` expects it."""
-    return _profile_text(SECCOMP_PROFILE_PATH)
+def seccomp_profile_text(runtime: str = "runc") -> str:
+    """The committed seccomp profile as compact JSON, as `security_opt` expects it.
+
+    Under runsc the profile is applied by gVisor's kernel (`--oci-seccomp`), which
+    (release 20221219, measured) ignores a rule's `errnoRet` and answers EPERM.
+    The only such rule answers clone3 with ENOSYS so that glibc falls back to
+    clone (whose flags the profile can check); EPERM there breaks every thread
+    start. gVisor does not implement clone3 and answers ENOSYS itself, so under
+    runsc those syscalls are passed to it; the seccomp verify table checks that
+    the answer is still ENOSYS (a gVisor that implements clone3 fails it).
+    """
+    text = _profile_text(SECCOMP_PROFILE_PATH)
+    if runtime == "runc":
+        return text
+    return _gvisor_profile_text(text)
+
+
+@lru_cache(maxsize=4)
+def _gvisor_profile_text(text: str) -> str:
+    profile = json.loads(text)
+    default_errno = profile.get("defaultErrnoRet", 1)
+    passed: list[str] = []
+    kept: list[dict[str, Any]] = []
+    for entry in profile["syscalls"]:
+        errno_ret = entry.get("errnoRet", default_errno)
+        if entry["action"] == "SCMP_ACT_ERRNO" and errno_ret != default_errno:
+            passed.extend(entry["names"])
+        else:
+            kept.append(entry)
+    if passed:
+        kept.append(
+            {
+                "names": sorted(passed),
+                "action": "SCMP_ACT_ALLOW",
+                "comment": "runsc ignores errnoRet; gVisor itself answers ENOSYS",
+            }
+        )
+    profile["syscalls"] = kept
+    return json.dumps(profile, separators=(",", ":"), sort_keys=True)
 
 
 def cpu_count_for(cpu_millis: int) -> int:
@@ -133,6 +169,7 @@ def container_config(
     raw: bool = False,
     command: list[str] | None = None,
     cpus: list[int] | None = None,
+    runtime: str = "runc",
 ) -> dict[str, Any]:
     """Keyword arguments for ``client.containers.create(image, **cfg)``.
 
@@ -143,8 +180,12 @@ def container_config(
     exits when the daemon goes away; the container then removes itself.
     Use with ``client.containers.create`` (not ``run``: detach is False).
     `cpus` overrides the host CPU list used for the cpuset (unit tests).
+    `runtime` is the OCI runtime already resolved by `runtimes.resolve` ("runc"
+    or "runsc"); limits it cannot enforce raise HardeningError.
     """
     from docker.types import LogConfig
+
+    from executor.sandbox.runtimes import STRENGTH, RuntimeSetupError, check_limits
 
     if command is not None:
         cmd = list(command)
@@ -155,6 +196,12 @@ def container_config(
             f"memory limit {limits.memory_bytes} bytes is below the 32 MiB a Python "
             "process needs; raise memory_bytes"
         )
+    if runtime not in STRENGTH:
+        raise HardeningError(f"unknown runtime {runtime!r}: use one of {', '.join(STRENGTH)}")
+    try:
+        check_limits(runtime, limits.pids)
+    except RuntimeSetupError as exc:
+        raise HardeningError(str(exc)) from None
     all_labels = {**labels, LABEL_MANAGED: "1"}
     workspace = max(limits.workspace_bytes, 1 * MiB)
     cfg: dict[str, Any] = {
@@ -181,7 +228,7 @@ def container_config(
         },
         "shm_size": SHM_BYTES,
         "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true", f"seccomp={seccomp_profile_text()}"],
+        "security_opt": ["no-new-privileges:true", f"seccomp={seccomp_profile_text(runtime)}"],
         "init": True,  # the engine's docker-init (tini) reaps zombies and forwards signals
         # --- resources (cgroup v1: memory, cpu cfs quota, pids, cpuset) ---
         "mem_limit": limits.memory_bytes,
@@ -194,6 +241,10 @@ def container_config(
         # everything the sandbox prints onto the host's disk.
         "log_config": LogConfig(type="none"),
     }
+    if runtime != "runc":
+        # gVisor: the engine's runsc entry carries --network=none --oci-seccomp, so the
+        # same seccomp profile is applied by gVisor's kernel to the sandbox's syscalls.
+        cfg["runtime"] = runtime
     cpuset = cpuset_for(limits.cpu_millis, cpus)
     if cpuset is not None:
         cfg["cpuset_cpus"] = cpuset
