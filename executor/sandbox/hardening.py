@@ -87,11 +87,20 @@ def seccomp_profile_text(runtime: str = "runc") -> str:
     start. gVisor does not implement clone3 and answers ENOSYS itself, so under
     runsc those syscalls are passed to it; the seccomp verify table checks that
     the answer is still ENOSYS (a gVisor that implements clone3 fails it).
+    Syscalls gVisor names differently are allowed under both names
+    (`GVISOR_SYSCALL_ALIASES`).
     """
     text = _profile_text(SECCOMP_PROFILE_PATH)
     if runtime == "runc":
         return text
     return _gvisor_profile_text(text)
+
+
+# runsc maps the profile's syscall names through its own syscall table, and
+# ignores names it does not know. Release 20221219 calls syscall 270 "pselect"
+# (Linux: "pselect6"), so the allowed pselect6 was denied (Python's select.select
+# failed with EPERM). The verify table's "pselect6" control probe catches a gap.
+GVISOR_SYSCALL_ALIASES: dict[str, str] = {"pselect6": "pselect"}
 
 
 @lru_cache(maxsize=4)
@@ -112,6 +121,16 @@ def _gvisor_profile_text(text: str) -> str:
                 "names": sorted(passed),
                 "action": "SCMP_ACT_ALLOW",
                 "comment": "runsc ignores errnoRet; gVisor itself answers ENOSYS",
+            }
+        )
+    allowed = set(profile["syscalls"][0]["names"]) if profile["syscalls"] else set()
+    aliases = sorted(alias for name, alias in GVISOR_SYSCALL_ALIASES.items() if name in allowed)
+    if aliases:
+        kept.append(
+            {
+                "names": aliases,
+                "action": "SCMP_ACT_ALLOW",
+                "comment": "gVisor's own names for syscalls the allowlist allows",
             }
         )
     profile["syscalls"] = kept
@@ -161,6 +180,32 @@ def _ulimits(limits: SessionLimits) -> list[Any]:
     ]
 
 
+def runtime_settings(runtime: str, limits: SessionLimits) -> dict[str, Any]:
+    """The part of the container settings that depends on the OCI runtime.
+
+    `runtime` is already resolved (`runtimes.resolve`): "runc" or "runsc".
+    Under runsc the engine's runsc entry carries ``--network=none
+    --oci-seccomp``, so gVisor's kernel applies the same profile to the
+    sandbox's syscalls (adapted: see `seccomp_profile_text`). Limits the
+    runtime cannot enforce raise HardeningError. Tests that run raw snippets
+    pass this as ``config_overrides`` to pick a runtime.
+    """
+    from executor.sandbox.runtimes import STRENGTH, RuntimeSetupError, check_limits
+
+    if runtime not in STRENGTH:
+        raise HardeningError(f"unknown runtime {runtime!r}: use one of {', '.join(STRENGTH)}")
+    try:
+        check_limits(runtime, limits.pids)
+    except RuntimeSetupError as exc:
+        raise HardeningError(str(exc)) from None
+    out: dict[str, Any] = {
+        "security_opt": ["no-new-privileges:true", f"seccomp={seccomp_profile_text(runtime)}"],
+    }
+    if runtime != "runc":
+        out["runtime"] = runtime
+    return out
+
+
 def container_config(
     limits: SessionLimits,
     *,
@@ -185,8 +230,6 @@ def container_config(
     """
     from docker.types import LogConfig
 
-    from executor.sandbox.runtimes import STRENGTH, RuntimeSetupError, check_limits
-
     if command is not None:
         cmd = list(command)
     else:
@@ -196,12 +239,7 @@ def container_config(
             f"memory limit {limits.memory_bytes} bytes is below the 32 MiB a Python "
             "process needs; raise memory_bytes"
         )
-    if runtime not in STRENGTH:
-        raise HardeningError(f"unknown runtime {runtime!r}: use one of {', '.join(STRENGTH)}")
-    try:
-        check_limits(runtime, limits.pids)
-    except RuntimeSetupError as exc:
-        raise HardeningError(str(exc)) from None
+    by_runtime = runtime_settings(runtime, limits)
     all_labels = {**labels, LABEL_MANAGED: "1"}
     workspace = max(limits.workspace_bytes, 1 * MiB)
     cfg: dict[str, Any] = {
@@ -228,7 +266,6 @@ def container_config(
         },
         "shm_size": SHM_BYTES,
         "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true", f"seccomp={seccomp_profile_text(runtime)}"],
         "init": True,  # the engine's docker-init (tini) reaps zombies and forwards signals
         # --- resources (cgroup v1: memory, cpu cfs quota, pids, cpuset) ---
         "mem_limit": limits.memory_bytes,
@@ -241,10 +278,7 @@ def container_config(
         # everything the sandbox prints onto the host's disk.
         "log_config": LogConfig(type="none"),
     }
-    if runtime != "runc":
-        # gVisor: the engine's runsc entry carries --network=none --oci-seccomp, so the
-        # same seccomp profile is applied by gVisor's kernel to the sandbox's syscalls.
-        cfg["runtime"] = runtime
+    cfg.update(by_runtime)
     cpuset = cpuset_for(limits.cpu_millis, cpus)
     if cpuset is not None:
         cfg["cpuset_cpus"] = cpuset

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,14 +20,9 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
-def factory(
-    docker_client: Any, sandbox_image: str, test_instance_id: str
-) -> Iterator[SandboxFactory]:
-    f = SandboxFactory(docker_client, sandbox_image, test_instance_id)
-    yield f
-    f.cleanup()
-    for case in f.cases:
-        assert f.containers_of(case) == [], "a container was left behind"
+def factory(runtime_factory: SandboxFactory) -> SandboxFactory:
+    """Sandboxes under each runtime (tests/container/conftest.py)."""
+    return runtime_factory
 
 
 def test_start_labels_and_names_the_container(
