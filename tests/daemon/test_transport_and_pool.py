@@ -93,11 +93,11 @@ def test_dead_warm_container_is_replaced(docker_client, sandbox_image, test_inst
 
 def test_custom_container_limits_get_a_dedicated_container(stub, daemon, docker_client):
     memory = 256 << 20
-    session_id = open_session(stub, limits={"memory_bytes": memory, "pids": 32})
+    session_id = open_session(stub, limits={"memory_bytes": memory, "pids": 96})
     try:
         sandbox = daemon.daemon.sessions.get(session_id, "anonymous").sandbox
         host = docker_client.api.inspect_container(sandbox.container_id)["HostConfig"]
-        assert host["Memory"] == memory and host["PidsLimit"] == 32
+        assert host["Memory"] == memory and host["PidsLimit"] == 96
         assert json.loads(execute(stub, session_id, "21 * 2").result.value.json) == 42
     finally:
         stub.CloseSession(pb.CloseSessionRequest(session_id=session_id))
