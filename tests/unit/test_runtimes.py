@@ -152,7 +152,7 @@ def test_setup_without_root_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.setattr(runtimes.os, "geteuid", lambda: 1000)
-    with pytest.raises(RuntimeSetupError, match="needs root.*sudo"):
+    with pytest.raises(RuntimeSetupError, match=r"needs root.*sudo"):
         runtimes.setup_gvisor(log=lambda _msg: None)
 
 
