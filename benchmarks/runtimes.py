@@ -13,7 +13,10 @@ For each runtime, against the same image on the same engine:
   containerd shim, and gVisor's gofer) found by the container id on their
   command line.
 
-Prints each runtime's numbers and runsc / runc ratios. Targets (issue 12):
+Both daemons run at the same time and the samples alternate between them
+(runc, runsc, runc, ...), so both runtimes see the same background load: on a
+shared machine that matters more than anything measured here. Prints each
+runtime's numbers and runsc / runc ratios. Targets (issue 12):
 warm snippet round trip under runsc <= 1.3x runc; warm open <= 1.2x runc.
 runsc must be registered (`corrald setup-runtime gvisor`).
 
@@ -23,6 +26,7 @@ runsc must be registered (`corrald setup-runtime gvisor`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -41,8 +45,6 @@ import psutil  # noqa: E402
 from benchmarks.daemon import (  # noqa: E402
     WARM,
     _wait_warm,
-    bench_open,
-    bench_snippets,
     bench_sustained_daemon,
     daemon_flags,
     summary_ms,
@@ -62,7 +64,13 @@ SETTLE_S = 3.0  # quiet time before each latency measurement
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
 
 
-def settle(client: Any, instance: str, stub: pb_grpc.ExecutorStub, timeout: float = 120) -> None:
+def settle(
+    client: Any,
+    instance: str,
+    stub: pb_grpc.ExecutorStub,
+    timeout: float = 120,
+    quiet_s: float | None = None,
+) -> None:
     """Until the pool is full and no container of this daemon is still being removed.
 
     Starting and removing sandboxes is CPU-heavy (more so under gVisor); a
@@ -77,34 +85,73 @@ def settle(client: Any, instance: str, stub: pb_grpc.ExecutorStub, timeout: floa
         if time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    time.sleep(SETTLE_S)
+    time.sleep(SETTLE_S if quiet_s is None else quiet_s)
 
 
-def bench_cold(client: Any, image: str, instance: str, runtime: str, samples: int) -> list[float]:
+def bench_cold(client: Any, image: str, instance: str, samples: int) -> dict[str, list[float]]:
+    """Cold sandbox ready (start + init, no pool), runtimes interleaved sample by sample."""
     from executor.sandbox.driver import Sandbox
 
     labels = {LABEL_MANAGED: "1", LABEL_INSTANCE: instance, LABEL_ROLE: "bench"}
     limits = SessionLimits()
-    out = []
+    out: dict[str, list[float]] = {r: [] for r in RUNTIMES}
     for _ in range(samples):
-        t = time.perf_counter()
-        sb = Sandbox.start(client, image, limits, labels=labels, runtime=runtime)
-        sb.init(limits=limits.runner_limits())
-        out.append(time.perf_counter() - t)
-        sb.destroy()
+        for runtime in RUNTIMES:
+            t = time.perf_counter()
+            sb = Sandbox.start(client, image, limits, labels=labels, runtime=runtime)
+            sb.init(limits=limits.runner_limits())
+            out[runtime].append(time.perf_counter() - t)
+            sb.destroy()
     return out
 
 
-def bench_compute(stub: pb_grpc.ExecutorStub, n: int) -> list[float]:
-    sid = stub.OpenSession(pb.OpenSessionRequest()).session_id
-    req = pb.ExecuteRequest(start=pb.ExecuteStart(session_id=sid, code=COMPUTE))
-    out = []
-    for i in range(n + 2):
-        dt = timed(lambda: list(stub.Execute(iter([req]))))
-        if i >= 2:
-            out.append(dt)
-    stub.CloseSession(pb.CloseSessionRequest(session_id=sid))
+def bench_interleaved(
+    stubs: dict[str, pb_grpc.ExecutorStub], code: str, n: int, warmup: int
+) -> dict[str, list[float]]:
+    """One session per runtime; the same snippet alternately on each, so both see one load."""
+    sids = {r: stub.OpenSession(pb.OpenSessionRequest()).session_id for r, stub in stubs.items()}
+    out: dict[str, list[float]] = {r: [] for r in stubs}
+    for i in range(n + warmup):
+        for r, stub in stubs.items():
+            req = pb.ExecuteRequest(start=pb.ExecuteStart(session_id=sids[r], code=code))
+            dt = timed(lambda stub=stub, req=req: list(stub.Execute(iter([req]))))
+            if i >= warmup:
+                out[r].append(dt)
+    for r, stub in stubs.items():
+        stub.CloseSession(pb.CloseSessionRequest(session_id=sids[r]))
     return out
+
+
+def bench_open_interleaved(
+    client: Any, instances: dict[str, str], stubs: dict[str, pb_grpc.ExecutorStub], n: int
+) -> dict[str, list[float]]:
+    """OpenSession from a full, quiet warm pool, alternating runtimes."""
+    out: dict[str, list[float]] = {r: [] for r in stubs}
+    for _ in range(n):
+        for r, stub in stubs.items():
+            settle(client, instances[r], stub, quiet_s=0.2)
+            t = time.perf_counter()
+            sid = stub.OpenSession(pb.OpenSessionRequest()).session_id
+            out[r].append(time.perf_counter() - t)
+            stub.CloseSession(pb.CloseSessionRequest(session_id=sid))
+    return out
+
+
+def bench_sessions_interleaved(
+    targets: dict[str, str], seconds: float, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """Sessions/s with 4 clients, in alternating rounds of seconds/rounds per runtime."""
+    totals = {r: {"cycles": 0, "seconds": 0.0, "errors": 0} for r in targets}
+    for _ in range(rounds):
+        for r, target in targets.items():
+            got = bench_sustained_daemon(target, 4, seconds / rounds)
+            totals[r]["cycles"] += got["cycles"]
+            totals[r]["seconds"] += got["seconds"]
+            totals[r]["errors"] += got["errors"]
+    return {
+        r: {**t, "per_s": round(t["cycles"] / t["seconds"], 3) if t["seconds"] else 0.0}
+        for r, t in totals.items()
+    }
 
 
 def _cgroup_bytes(container_id: str) -> tuple[int, set[int]]:
@@ -146,49 +193,6 @@ def host_memory_per_sandbox(client: Any, instance: str) -> dict[str, Any]:
     }
 
 
-def measure(client: Any, image: str, runtime: str, quick: bool) -> dict[str, Any]:
-    instance = f"bench-{runtime}-{uuid.uuid4().hex[:8]}"
-    n_open, n_snip, n_cold, n_comp, secs = (
-        (10, 100, 3, 10, 8.0) if quick else (30, 300, 8, 20, 20.0)
-    )
-    try:
-        cold = bench_cold(client, image, instance, runtime, n_cold)
-        flags = [
-            *daemon_flags(image, instance, warm=WARM, max_containers=16),
-            f"--runtime={runtime}",
-        ]
-        with DaemonProcess(*flags) as d:
-            channel = grpc.insecure_channel(d.target)
-            stub = pb_grpc.ExecutorStub(channel)
-            settle(client, instance, stub)
-            memory = host_memory_per_sandbox(client, instance)
-            snippet = bench_snippets(stub, n_snip)
-            settle(client, instance, stub)
-            compute = bench_compute(stub, n_comp)
-            settle(client, instance, stub)
-            warm_open = bench_open(stub, n_open)
-            settle(client, instance, stub)
-            sustained = bench_sustained_daemon(d.target, 4, secs)
-            channel.close()
-    finally:
-        for c in client.containers.list(
-            all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_INSTANCE}={instance}"]}
-        ):
-            try:
-                c.remove(force=True)
-            except Exception:
-                pass
-    return {
-        "cold_ready": summary_ms(cold),
-        "warm_open": summary_ms(warm_open),
-        "snippet": summary_ms(snippet),
-        "compute": summary_ms(compute),
-        "sessions_per_s": sustained["per_s"],
-        "sustained_errors": sustained["errors"],
-        "memory": memory,
-    }
-
-
 def run(quick: bool = False) -> dict[str, Any]:
     import docker
 
@@ -199,9 +203,58 @@ def run(quick: bool = False) -> dict[str, Any]:
     if RUNSC not in engine_runtimes(client):
         raise SystemExit("runsc is not registered: run `corrald setup-runtime gvisor` as root")
     image = ensure_image(client=client)
+    n_open, n_snip, n_cold, n_comp, secs = (
+        (10, 100, 3, 10, 8.0) if quick else (30, 300, 8, 20, 24.0)
+    )
+    tag = uuid.uuid4().hex[:8]
+    instances = {r: f"bench-{r}-{tag}" for r in RUNTIMES}
     results: dict[str, Any] = {"image": image, "cpus": psutil.cpu_count()}
-    for runtime in RUNTIMES:
-        results[runtime] = measure(client, image, runtime, quick)
+    try:
+        cold = bench_cold(client, image, instances["runc"], n_cold)
+        with contextlib.ExitStack() as stack:
+            daemons = {
+                r: stack.enter_context(
+                    DaemonProcess(
+                        *daemon_flags(image, instances[r], warm=WARM, max_containers=16),
+                        f"--runtime={r}",
+                    )
+                )
+                for r in RUNTIMES
+            }
+            channels = {r: grpc.insecure_channel(d.target) for r, d in daemons.items()}
+            stubs = {r: pb_grpc.ExecutorStub(ch) for r, ch in channels.items()}
+            for r in RUNTIMES:
+                settle(client, instances[r], stubs[r])
+            memory = {r: host_memory_per_sandbox(client, instances[r]) for r in RUNTIMES}
+            snippet = bench_interleaved(stubs, "1", n_snip, warmup=10)
+            compute = bench_interleaved(stubs, COMPUTE, n_comp, warmup=2)
+            warm_open = bench_open_interleaved(client, instances, stubs, n_open)
+            for r in RUNTIMES:
+                settle(client, instances[r], stubs[r])
+            sessions = bench_sessions_interleaved(
+                {r: d.target for r, d in daemons.items()}, secs, rounds=4
+            )
+            for ch in channels.values():
+                ch.close()
+    finally:
+        for instance in instances.values():
+            for c in client.containers.list(
+                all=True, filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_INSTANCE}={instance}"]}
+            ):
+                try:
+                    c.remove(force=True)
+                except Exception:
+                    pass
+    for r in RUNTIMES:
+        results[r] = {
+            "cold_ready": summary_ms(cold[r]),
+            "warm_open": summary_ms(warm_open[r]),
+            "snippet": summary_ms(snippet[r]),
+            "compute": summary_ms(compute[r]),
+            "sessions_per_s": sessions[r]["per_s"],
+            "sustained_errors": sessions[r]["errors"],
+            "memory": memory[r],
+        }
     a, b = results["runc"], results["runsc"]
 
     def ratio(key: str, stat: str = "p50_ms") -> float:

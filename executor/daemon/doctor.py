@@ -1,6 +1,7 @@
 """`corrald doctor`: is this host able to run Corral safely?
 
-The checks, in order (each needs the previous one): Docker is reachable; the
+The checks, in order (each needs the previous one): the interpreter layer's
+self-check (in-process: escapes refused, plain code runs); Docker is reachable; the
 sandbox image is present or can be built; and a test container, started with
 exactly the hardening the pool uses, is really confined. The last check runs
 raw CPython (interpreter off) inside the container and looks from the inside:
@@ -113,6 +114,28 @@ def confinement_checks(facts: dict[str, Any], runtime: str = "runc") -> list[Che
     ]
 
 
+# One snippet per class the interpreter must refuse alone, and one it must run.
+INTERPRETER_PROBES: tuple[tuple[str, str], ...] = (
+    ("().__class__.__bases__[0].__subclasses__()", "POLICY_DENIED"),
+    ("import os", "POLICY_DENIED"),
+    ("(x for x in [1]).gi_frame", "POLICY_DENIED"),
+    ("sum(range(10))", "OK"),
+)
+
+
+def interpreter_check() -> Check:
+    """The interpreter layer's self-check, in-process (no container needed)."""
+    from executor.interpreter import Interpreter, Limits
+
+    wrong = []
+    for code, want in INTERPRETER_PROBES:
+        result = Interpreter(authorized_imports=[], limits=Limits(wall_time_s=2.0)).run(code)
+        if str(result.verdict) != want:
+            wrong.append(f"{code!r} -> {result.verdict} (want {want})")
+    detail = "; ".join(wrong) or f"{len(INTERPRETER_PROBES)} probes: escapes refused, code runs"
+    return Check("interpreter layer", not wrong, detail)
+
+
 def run_checks(
     client: Any = None,
     image: str = "",
@@ -125,7 +148,7 @@ def run_checks(
 
     `runtime` is the operator's setting; the "runtime" check names the one in use.
     """
-    checks: list[Check] = []
+    checks: list[Check] = [interpreter_check()]
     try:
         if client is None:
             import docker
