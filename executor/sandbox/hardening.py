@@ -186,11 +186,12 @@ def runtime_settings(runtime: str, limits: SessionLimits) -> dict[str, Any]:
     `runtime` is already resolved (`runtimes.resolve`): "runc" or "runsc".
     Under runsc the engine's runsc entry carries ``--network=none
     --oci-seccomp``, so gVisor's kernel applies the same profile to the
-    sandbox's syscalls (adapted: see `seccomp_profile_text`). Limits the
-    runtime cannot enforce raise HardeningError. Tests that run raw snippets
+    sandbox's syscalls (adapted: see `seccomp_profile_text`), and the pids
+    cgroup gets headroom for gVisor's own tasks (`runtimes.cgroup_pids`).
+    Limits the runtime cannot enforce raise HardeningError. Tests that run raw snippets
     pass this as ``config_overrides`` to pick a runtime.
     """
-    from executor.sandbox.runtimes import STRENGTH, RuntimeSetupError, check_limits
+    from executor.sandbox.runtimes import STRENGTH, RuntimeSetupError, cgroup_pids, check_limits
 
     if runtime not in STRENGTH:
         raise HardeningError(f"unknown runtime {runtime!r}: use one of {', '.join(STRENGTH)}")
@@ -203,6 +204,8 @@ def runtime_settings(runtime: str, limits: SessionLimits) -> dict[str, Any]:
     }
     if runtime != "runc":
         out["runtime"] = runtime
+        # gVisor's own host tasks share the pids cgroup: they get headroom on top.
+        out["pids_limit"] = cgroup_pids(runtime, limits.pids)
     return out
 
 

@@ -26,11 +26,16 @@ the ptrace platform; see docs/threat-model.md):
   syscalls, so the profile keeps meaning the same thing under both runtimes
   (and `corrald doctor` sees ``Seccomp: 2`` from inside). runsc additionally
   confines its own host syscalls with a fixed filter of its own.
-- pids: gVisor's own threads (Sentry, gofer, ptrace stubs) are in the
-  container's pids cgroup, so a limit below `RUNSC_MIN_PIDS` cannot even start
-  the sandbox; such a limit is refused up front (`check_limits`). Exhausting
-  the pids cgroup ends the whole sandbox (verdict SANDBOX_LOST) instead of a
-  failed fork inside the snippet.
+- pids: gVisor's own host tasks (Sentry, gofer, ptrace stubs: about 50 for
+  an idle Python, more under load) are in the container's pids cgroup; with
+  the cgroup at 64, a long-lived fuzz control session was lost once (most
+  likely gVisor growing past it). So under runsc the cgroup gets
+  `RUNSC_PIDS_OVERHEAD` on top of the session's `pids`, which keeps meaning
+  "the snippet's processes and threads" (approximately: each of them costs
+  gVisor one or more host tasks).
+  Exhausting it ends the whole sandbox (verdict SANDBOX_LOST) instead of a
+  failed fork inside the snippet. A pids limit below `RUNSC_MIN_PIDS` is
+  refused up front (`check_limits`).
 """
 
 from __future__ import annotations
@@ -57,10 +62,12 @@ STRENGTH: dict[str, int] = {RUNC: 0, RUNSC: 1}
 GVISOR_RUNTIME_ARGS: tuple[str, ...] = ("--platform=ptrace", "--network=none", "--oci-seccomp")
 DAEMON_JSON = Path("/etc/docker/daemon.json")
 RUNSC_PACKAGE = "runsc"  # Debian/Ubuntu package name of gVisor
-# Measured (ptrace platform): with pids <= 32 runsc cannot create the sandbox, with
-# 40 or 48 the runner dies before it is ready; 64 (Corral's default) runs it and a
-# snippet that starts 8 threads.
-RUNSC_MIN_PIDS = 64
+# Measured (ptrace platform): an idle sandbox with the runner uses ~53 host tasks;
+# with the cgroup at <= 32 runsc cannot create the sandbox, at 40-48 the runner dies
+# before it is ready. The overhead is added to the session's pids under runsc.
+RUNSC_PIDS_OVERHEAD = 64
+# Below this the runner's own threads plus a snippet's first thread pool cannot work.
+RUNSC_MIN_PIDS = 8
 REGISTER_WAIT_S = 15.0  # after SIGHUP, how long to wait for the engine to list runsc
 
 
@@ -126,10 +133,15 @@ def check_limits(runtime: str, pids: int) -> None:
     """Refuse limits the runtime cannot enforce (a startup error, not a silent gap)."""
     if runtime == RUNSC and pids < RUNSC_MIN_PIDS:
         raise RuntimeSetupError(
-            f"pids={pids} cannot work under gVisor: its own threads count against the pids "
-            f"cgroup, so the sandbox needs at least {RUNSC_MIN_PIDS}; raise pids "
-            f"(default_pids / max_pids) to >= {RUNSC_MIN_PIDS} or use runtime=runc"
+            f"pids={pids} cannot be enforced under gVisor: its host tasks vary by more than "
+            f"that, so a limit this low is not a limit; raise pids (default_pids, or the "
+            f"session's pids) to >= {RUNSC_MIN_PIDS} or use runtime=runc"
         )
+
+
+def cgroup_pids(runtime: str, pids: int) -> int:
+    """The pids cgroup value for a session's `pids` under `runtime`."""
+    return pids + RUNSC_PIDS_OVERHEAD if runtime == RUNSC else pids
 
 
 # --- setting up (standard library + the docker CLI only) ------------------------

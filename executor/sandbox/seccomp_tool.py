@@ -568,7 +568,11 @@ def verify(
     data = _run_json(
         client, image, probe_script(), labels=labels, timeout=timeout, config_overrides=settings
     )
-    bare_settings = {**settings, "security_opt": ["no-new-privileges:true", "seccomp=unconfined"]}
+    bare_limits = SessionLimits(pids=256)
+    bare_settings = {
+        **runtime_settings(runtime, bare_limits),
+        "security_opt": ["no-new-privileges:true", "seccomp=unconfined"],
+    }
     # Under gVisor (ptrace platform) every forked address space costs host tasks in the
     # pids cgroup, and the bare run forks once per probe: give it room.
     bare = _run_json(
@@ -577,7 +581,7 @@ def verify(
         bare_script(),
         labels=labels,
         timeout=timeout,
-        limits=SessionLimits(pids=256),
+        limits=bare_limits,
         config_overrides=bare_settings,
     )
     without = {label: (ret, err) for label, ret, err in bare["syscalls"]}

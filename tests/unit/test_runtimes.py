@@ -21,6 +21,7 @@ from executor.sandbox.hardening import (
 from executor.sandbox.runtimes import (
     GVISOR_RUNTIME_ARGS,
     RUNSC_MIN_PIDS,
+    RUNSC_PIDS_OVERHEAD,
     RuntimeSetupError,
     check_limits,
     check_not_weaker,
@@ -66,12 +67,19 @@ def test_a_caller_cannot_ask_for_a_weaker_runtime() -> None:
 
 
 def test_pids_too_low_for_gvisor_is_refused_with_the_fix() -> None:
-    check_limits("runc", 8)
+    check_limits("runc", 2)
     check_limits("runsc", RUNSC_MIN_PIDS)
     with pytest.raises(RuntimeSetupError, match=f">= {RUNSC_MIN_PIDS}"):
         check_limits("runsc", RUNSC_MIN_PIDS - 1)
     with pytest.raises(HardeningError, match="raise pids"):
-        container_config(SessionLimits(pids=16), labels={}, runtime="runsc")
+        container_config(SessionLimits(pids=RUNSC_MIN_PIDS - 1), labels={}, runtime="runsc")
+
+
+def test_gvisor_gets_pids_headroom_on_top_of_the_sessions_limit() -> None:
+    runc = container_config(SessionLimits(pids=64), labels={})
+    runsc = container_config(SessionLimits(pids=64), labels={}, runtime="runsc")
+    assert runc["pids_limit"] == 64
+    assert runsc["pids_limit"] == 64 + RUNSC_PIDS_OVERHEAD
 
 
 def test_container_config_carries_the_runtime() -> None:
@@ -102,8 +110,8 @@ def test_config_key_runtime() -> None:
     assert DaemonConfig().replace(runtime="runsc").runtime == "runsc"
     with pytest.raises(ConfigError, match="runtime='kata'"):
         DaemonConfig().replace(runtime="kata")
-    with pytest.raises(ConfigError, match="cannot work under gVisor"):
-        DaemonConfig().replace(runtime="runsc", default_pids=32)
+    with pytest.raises(ConfigError, match="cannot be enforced under gVisor"):
+        DaemonConfig().replace(runtime="runsc", default_pids=RUNSC_MIN_PIDS - 1)
 
 
 def test_merge_keeps_every_other_key() -> None:
