@@ -82,6 +82,7 @@ class DaemonConfig:
     log_level: str = "INFO"
     log_format: str = "keyvalue"  # "keyvalue" or "json"
     self_check: bool = True  # `serve` runs the doctor's confinement check first
+    runtime: str = "auto"  # "auto" (runsc when registered, else runc), "runc" or "runsc" (gVisor)
 
     def replace(self, **changes: Any) -> DaemonConfig:
         """A validated copy with some fields changed (flat limit keys accepted)."""
@@ -334,8 +335,23 @@ def validate(cfg: DaemonConfig) -> None:
             "anyone who can connect could run code; add --token NAME=SECRET (and TLS), "
             "or listen on 127.0.0.1:PORT or unix:/path"
         )
+    problems.extend(_runtime_problems(cfg))
     if problems:
         raise ConfigError("invalid daemon config: " + "; ".join(problems))
+
+
+def _runtime_problems(cfg: DaemonConfig) -> list[str]:
+    from executor.sandbox.runtimes import RUNSC, RUNTIME_SETTINGS, RuntimeSetupError, check_limits
+
+    if cfg.runtime not in RUNTIME_SETTINGS:
+        return [f"runtime={cfg.runtime!r}: use one of {', '.join(RUNTIME_SETTINGS)}"]
+    if cfg.runtime != RUNSC:
+        return []  # under auto the engine decides; the daemon checks again at start
+    try:
+        check_limits(RUNSC, cfg.default_limits.pids)
+    except RuntimeSetupError as exc:
+        return [str(exc)]
+    return []
 
 
 def _is_local_listen(listen: str) -> bool:

@@ -91,6 +91,7 @@ class Daemon:
         self.route = config.advertise_address or self.instance_id  # prefixes session ids
         self.sessions = SessionRegistry(self.route)
         self.image = config.image
+        self.runtime = "runc"  # resolved from config.runtime by start()
         self.port = 0
         self.metrics_port = 0
         self.removed_at_start: list[str] = []  # leftovers of dead daemons removed by start()
@@ -146,6 +147,7 @@ class Daemon:
             raise ConfigError(
                 f"cannot prepare Docker or the sandbox image: {exc}; run `corrald doctor`"
             ) from exc
+        self.runtime = await asyncio.to_thread(self._resolve_runtime)
         removed = await asyncio.to_thread(reconcile, self._docker, self.instance_id)
         self.removed_at_start = removed
 
@@ -233,6 +235,7 @@ class Daemon:
                 "instance": self.instance_id,
                 "route": self.route,
                 "image": self.image,
+                "runtime": self.runtime,
                 "metrics_port": self.metrics_port,
                 "reconciled": len(removed),
                 "fd_limit": self.fd_limit,
@@ -260,14 +263,28 @@ class Daemon:
             raise ConfigError(f"cannot listen on {cfg.listen}: address in use or invalid")
         return port
 
+    def _resolve_runtime(self) -> str:
+        """The operator's runtime setting against the engine; logged once."""
+        from executor.sandbox.runtimes import RuntimeSetupError, check_limits, resolve
+
+        try:
+            choice = resolve(self.config.runtime, self._docker)
+            check_limits(choice.runtime, self.config.default_limits.pids)
+        except RuntimeSetupError as exc:
+            raise ConfigError(str(exc)) from exc
+        log.info("runtime", extra={"runtime": choice.runtime, "reason": choice.reason})
+        return choice.runtime
+
     def _start_fn(self, labels: dict[str, str]) -> Any:
         from executor.daemon.channel import AsyncSandbox
 
-        client, image = self._docker, self.image
+        client, image, runtime = self._docker, self.image, self.runtime
         timeout = self.config.container_ready_timeout_s
 
         def start(limits: SessionLimits) -> Any:
-            return AsyncSandbox.start(client, image, limits, labels=labels, ready_timeout=timeout)
+            return AsyncSandbox.start(
+                client, image, limits, labels=labels, ready_timeout=timeout, runtime=runtime
+            )
 
         return start
 

@@ -99,6 +99,7 @@ class Sandbox:
         command: list[str] | None = None,
         ready_timeout: float = 30.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        runtime: str = "runc",
     ) -> Sandbox:
         """Create and start a hardened container and wait for the runner's `ready`.
 
@@ -110,7 +111,9 @@ class Sandbox:
 
         name = f"{CONTAINER_PREFIX}{uuid.uuid4().hex[:12]}"
         all_labels = {**labels, LABEL_MANAGED: "1"}
-        cfg = container_config(limits, labels=all_labels, name=name, raw=raw, command=command)
+        cfg = container_config(
+            limits, labels=all_labels, name=name, raw=raw, command=command, runtime=runtime
+        )
         try:
             container = client.containers.create(image, **cfg)
         except _docker_errors() as exc:
