@@ -301,7 +301,7 @@ class Error:
 
 
 Answer = Ack | Pong | Vars | File | Checkpoint | Checkpoints | Files
-ANSWER_TYPES = (Ack, Pong, Vars, File, Checkpoint, Checkpoints)
+ANSWER_TYPES = (Ack, Pong, Vars, File, Checkpoint, Checkpoints, Files)
 Event = Ready | Output | ToolCall | ExecuteResult | Answer | Error
 
 

@@ -104,7 +104,7 @@ def test_image_modules_follow_the_image_requirements() -> None:
         for line in (REPO / "sandbox_images" / "requirements.txt").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    assert {names.get(p, p) for p in pinned} | {"executor"} == set(IMAGE_MODULES)
+    assert {names.get(p, p) for p in pinned} == set(IMAGE_MODULES)
 
 
 # ---------------------------------------------------------------- runner
