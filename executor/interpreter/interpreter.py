@@ -19,6 +19,7 @@ import gc
 import keyword
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from types import FunctionType, TracebackType
@@ -504,17 +505,20 @@ class Interpreter:
         old_limit = sys.getrecursionlimit()
         old_digits = sys.get_int_max_str_digits()
         old_stdout, old_stderr = sys.stdout, sys.stderr
+        old_showwarning = warnings.showwarning
         sys.setrecursionlimit(depth + RECURSION_MARGIN + self.limits.recursion_depth)
         sys.set_int_max_str_digits(self.limits.int_str_digits)
         if self.capture_sys_stdout:
             # Host libraries' prints and warnings land in the snippet's streams.
             sys.stdout = _StdoutShim(self._output)  # type: ignore[assignment]
             sys.stderr = _StdoutShim(self._errors)  # type: ignore[assignment]
+            warnings.showwarning = self._show_warning
         try:
             yield
         finally:
             if self.capture_sys_stdout:
                 sys.stdout, sys.stderr = old_stdout, old_stderr
+                warnings.showwarning = old_showwarning
             sys.set_int_max_str_digits(old_digits)
             sys.setrecursionlimit(old_limit)
 
@@ -526,6 +530,14 @@ class Interpreter:
 
     def _set_value(self, value: Any) -> None:
         self._value = value
+
+    def _show_warning(
+        self, message: Any, category: Any, filename: str, lineno: int, *args: Any, **kw: Any
+    ) -> None:
+        """Warnings raised while a snippet runs go to its stderr, in its own terms."""
+        name = getattr(category, "__name__", "Warning")
+        where = f"line {lineno}: " if snippet_number(filename) is not None else ""
+        self._warn(f"{where}{name}: {message}\n")
 
     def _warn(self, text: str) -> None:
         if self._errors is not None:

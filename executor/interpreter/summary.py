@@ -292,7 +292,7 @@ def _pandas_table(obj: Any, limits: Limits) -> Value | None:
     """A DataFrame/Series as a Markdown table plus records; None for anything else."""
     kind = type(obj)
     module = getattr(kind, "__module__", "")
-    if type(module) is not str or not module.startswith("pandas."):
+    if type(module) is not str or module.split(".")[0] != "pandas":
         return None
     if kind.__name__ == "Series":
         obj = obj.to_frame()
