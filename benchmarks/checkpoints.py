@@ -112,11 +112,11 @@ def run(rounds: int = 200, baseline_rounds: int = 5, runtime: str | None = None)
         sb.init(limits=LIMITS.runner_limits(), authorized_imports=["numpy", "numpy.*"])
         for code in STATE_SNIPPETS:
             result = sb.execute(code, timeout=60)
-            assert result["verdict"] == "OK", result
+            assert result.result.verdict == "OK", result
         return sb
 
-    def request(sb: Any, frame: dict[str, Any]) -> dict[str, Any]:
-        return sb.request(frame, 30.0)  # type: ignore[no-any-return]
+    def request(sb: Any, frame: dict[str, Any]) -> Any:
+        return sb.request(frame, 30.0)
 
     with _runtime(runtime):
         sb = open_session()
@@ -127,7 +127,7 @@ def run(rounds: int = 200, baseline_rounds: int = 5, runtime: str | None = None)
             for i in range(rounds + 5):
                 assert sb.execute(STEP, timeout=60)["verdict"] == "OK"  # an agent's step
                 t0 = time.perf_counter()
-                cp = request(sb, {"type": "checkpoint"})["checkpoint_id"]
+                cp = request(sb, {"type": "checkpoint"}).checkpoint_id
                 took = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 request(sb, {"type": "drop_checkpoint", "checkpoint_id": cp})
@@ -140,7 +140,7 @@ def run(rounds: int = 200, baseline_rounds: int = 5, runtime: str | None = None)
 
             # 2. rollback after a step that changed the state
             steps_at_checkpoint = sb.execute("agent.steps", timeout=60)["value"]["json"]
-            cp = request(sb, {"type": "checkpoint"})["checkpoint_id"]
+            cp = request(sb, {"type": "checkpoint"}).checkpoint_id
             samples = []
             for i in range(rounds + 5):
                 assert sb.execute(STEP, timeout=60)["verdict"] == "OK"

@@ -35,7 +35,7 @@ VERDICT_INTERNAL: Verdict
 VERDICT_INTERRUPTED: Verdict
 
 class Limits(_message.Message):
-    __slots__ = ("wall_time_ms", "cpu_time_ms", "memory_bytes", "pids", "output_bytes", "workspace_bytes", "idle_timeout_s", "lifetime_s", "code_bytes", "cpu_millis", "tool_timeout_ms", "max_checkpoints")
+    __slots__ = ("wall_time_ms", "cpu_time_ms", "memory_bytes", "pids", "output_bytes", "workspace_bytes", "idle_timeout_s", "lifetime_s", "code_bytes", "cpu_millis", "tool_timeout_ms", "max_checkpoints", "tool_time_budget_ms")
     WALL_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     CPU_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class Limits(_message.Message):
     CPU_MILLIS_FIELD_NUMBER: _ClassVar[int]
     TOOL_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_TIME_BUDGET_MS_FIELD_NUMBER: _ClassVar[int]
     wall_time_ms: int
     cpu_time_ms: int
     memory_bytes: int
@@ -60,7 +61,8 @@ class Limits(_message.Message):
     cpu_millis: int
     tool_timeout_ms: int
     max_checkpoints: int
-    def __init__(self, wall_time_ms: _Optional[int] = ..., cpu_time_ms: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ..., output_bytes: _Optional[int] = ..., workspace_bytes: _Optional[int] = ..., idle_timeout_s: _Optional[int] = ..., lifetime_s: _Optional[int] = ..., code_bytes: _Optional[int] = ..., cpu_millis: _Optional[int] = ..., tool_timeout_ms: _Optional[int] = ..., max_checkpoints: _Optional[int] = ...) -> None: ...
+    tool_time_budget_ms: int
+    def __init__(self, wall_time_ms: _Optional[int] = ..., cpu_time_ms: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ..., output_bytes: _Optional[int] = ..., workspace_bytes: _Optional[int] = ..., idle_timeout_s: _Optional[int] = ..., lifetime_s: _Optional[int] = ..., code_bytes: _Optional[int] = ..., cpu_millis: _Optional[int] = ..., tool_timeout_ms: _Optional[int] = ..., max_checkpoints: _Optional[int] = ..., tool_time_budget_ms: _Optional[int] = ...) -> None: ...
 
 class ToolSpec(_message.Message):
     __slots__ = ("name", "description", "inputs_json", "output_type")

@@ -102,7 +102,7 @@ class FrameDecoder:
         self.max_size = max_size
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[dict[str, Any]]:
         self._buf += data
         frames: list[dict[str, Any]] = []
         while len(self._buf) >= HEADER.size:

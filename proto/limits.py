@@ -28,6 +28,9 @@ class SessionLimits:
     cpu_millis: int = 1000  # CPU share, thousandths of a CPU
     tool_timeout_ms: int = 30_000  # wait for a client's tool answer
     max_checkpoints: int = 16  # checkpoints held at once (each a stopped process)
+    # Total tool time per snippet not charged to its wall clock, milliseconds; past it
+    # the snippet ends in TIMEOUT and the session is lost (daemon side, not sent to the runner).
+    tool_time_budget_ms: int = 600_000
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -76,6 +79,8 @@ LIMIT_MINIMUMS: dict[str, int] = {
     # the daemon's init timeout.
     "cpu_millis": 100,
     "tool_timeout_ms": 100,
+    "max_checkpoints": 1,  # 0 asks for the default; a session always may hold one
+    "tool_time_budget_ms": 100,
 }
 assert set(LIMIT_MINIMUMS) == set(LIMIT_FIELDS), "every limit declares its minimum"
 

@@ -15,9 +15,14 @@ Design notes (approaches considered and rejected):
   the runner's memory. Containers are single-session and destroyed.
 - Driving the synchronous driver from a thread per call: it worked, but each
   snippet paid two extra cross-thread wake-ups (p50 ~3x the raw channel on a
-  busy 2-core host). `channel.AsyncSandbox` reuses the driver's demuxer, frame
-  decoder and schema checks and only moves the socket reads and writes onto
-  the loop. Container start/destroy (Docker API calls) still run in threads.
+  busy 2-core host). `channel.AsyncSandbox` is an asyncio transport on the
+  same sans-IO core as the driver (`executor.sandbox.protocol`), so only the
+  socket reads and writes differ. Container start/destroy (Docker API calls)
+  still run in threads.
+- `AsyncSandbox` as a subclass of the blocking driver, reaching into its
+  buffers and state: rejected after the two drifted (the async path lost the
+  tool-time budget; error messages differed). Both now hold a
+  `ChannelProtocol` and differ only in how bytes move.
 - Resizing warm containers (`docker update`) for sessions asking other memory
   or pids limits: tmpfs size cannot be changed after creation, so sessions
   with non-default container limits get a dedicated cold container instead.

@@ -1,121 +1,157 @@
 """The container channel on the daemon's event loop (no thread per call).
 
-`AsyncSandbox` is the driver's `Sandbox` (same container, same hardening, same
-hostile-input checks: the multiplexed-stream demuxer, the frame decoder with
-its size cap and the frame schema checks) with `send_async`/`recv_async`
-reading and writing the attach socket through the loop instead of a blocking
-thread. The snippet path (`execute_async`) mirrors `Sandbox.execute` frame for
-frame. Why: on a busy host every cross-thread hand-off costs a scheduler
-wake-up; keeping the hot path on the loop removes two of them per snippet and
-per session open. Every wait still has a deadline, and a runner that stops
-reading its input cannot block the loop (the send is non-blocking with a
-timeout).
+`AsyncSandbox` is an asyncio transport around the same `ChannelProtocol`
+(executor/sandbox/protocol.py) as the blocking driver: it reads and writes the
+container's attach socket through the loop and lets the core do every check
+(stream headers, frame sizes, turn-taking, the schema of every frame, the
+execute clock that pauses while a tool call is out and the tool-time budget).
+The container itself (start, kill, destroy, exit status, the pool's blocking
+health ping) is the driver's `Sandbox`, held here, not inherited. Why the loop:
+on a busy host every cross-thread hand-off costs a scheduler wake-up; keeping
+the hot path on the loop removes two of them per snippet and per session
+open. Every wait has a deadline, and a runner that stops reading its input
+cannot block the loop (writes are non-blocking with a timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from executor.sandbox import driver
 from executor.sandbox.driver import (
-    OUTPUT_SLACK,
     READ_CHUNK,
     SEND_TIMEOUT_S,
-    FrameSchemaError,
     Sandbox,
-    SandboxError,
-    SandboxGone,
-    SandboxProtocolError,
-    SandboxRequestError,
-    SandboxTimeout,
+    answer_of,
+    broken_error,
+    init_frame,
+    send_timeout_error,
 )
-from proto.frames import FrameError, encode
+from executor.sandbox.events import Answer, Event, ExecuteResult, Output, Ready, ToolCall
+from executor.sandbox.protocol import DEFAULT_TOOL_TIME_BUDGET_S, ChannelProtocol
+from proto.limits import SessionLimits
 
-ToolHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+ToolHandler = Callable[[ToolCall], Awaitable[dict[str, Any]]]
 
 
-class AsyncSandbox(Sandbox):
-    """A driver Sandbox whose frame I/O can also run on an asyncio loop."""
+class AsyncSandbox:
+    """A sandbox container whose frames move on the asyncio loop."""
 
-    async def send_async(self, frame: dict[str, Any]) -> None:
-        if self._broken is not None:
-            raise self._broken
-        sock = self._sock
-        if sock is None:
-            raise SandboxGone("the sandbox was destroyed")
-        try:
-            data = encode(frame, self.max_frame)
-        except FrameError as exc:
-            raise SandboxError(f"frame to the sandbox is too large: {exc}") from None
-        sock.settimeout(0)
-        loop = asyncio.get_running_loop()
-        try:
-            sent = sock.send(data)  # usually everything, without touching the loop
-            if sent < len(data):
-                await asyncio.wait_for(loop.sock_sendall(sock, data[sent:]), SEND_TIMEOUT_S)
-        except BlockingIOError:
-            try:
-                await asyncio.wait_for(loop.sock_sendall(sock, data), SEND_TIMEOUT_S)
-            except TimeoutError:
-                raise self._fail(self._send_timeout()) from None
-            except OSError as exc:
-                raise self._fail(SandboxGone(f"the sandbox's channel broke: {exc}")) from None
-        except TimeoutError:
-            raise self._fail(self._send_timeout()) from None
-        except OSError as exc:
-            raise self._fail(SandboxGone(f"the sandbox's channel broke: {exc}")) from None
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.channel: ChannelProtocol = sandbox.channel
+        self._write_lock = asyncio.Lock()  # an interrupt must not split a tool result
 
-    @staticmethod
-    def _send_timeout() -> SandboxTimeout:
-        return SandboxTimeout(f"the runner did not read its input within {SEND_TIMEOUT_S:g} s")
+    # -- the container (blocking; the pool calls these in a thread) -----------
 
-    async def recv_async(self, timeout: float) -> dict[str, Any]:
-        """The next frame; SandboxTimeout when none is complete within `timeout` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self._frames:
-            if self._broken is not None:
-                raise self._broken
-            sock = self._sock
-            if sock is None:
-                raise SandboxGone("the sandbox was destroyed")
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise SandboxTimeout(f"no frame from the sandbox within {timeout:g} s")
+    @classmethod
+    def start(cls, client: Any, image: str, limits: SessionLimits, **kwargs: Any) -> AsyncSandbox:
+        """`Sandbox.start` (blocking: create, attach, start, wait for ready), wrapped."""
+        return cls(Sandbox.start(client, image, limits, **kwargs))
+
+    @property
+    def container_id(self) -> str:
+        return self.sandbox.container_id
+
+    @property
+    def name(self) -> str:
+        return self.sandbox.name
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.sandbox.labels
+
+    @property
+    def ready(self) -> Ready | None:
+        return self.sandbox.ready
+
+    @property
+    def stderr_tail(self) -> str:
+        return self.channel.stderr_tail
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Blocking ping (the pool's health check of an idle warm container)."""
+        return self.sandbox.ping(timeout)
+
+    def kill(self) -> None:
+        self.sandbox.kill()
+
+    def destroy(self) -> None:
+        self.sandbox.destroy()
+
+    def inspect_exit(self, wait: float = 2.0) -> dict[str, Any]:
+        return self.sandbox.inspect_exit(wait)
+
+    def fileno(self) -> int:
+        return self.sandbox.fileno()
+
+    # -- bytes on the loop ----------------------------------------------------
+
+    async def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        async with self._write_lock:
+            sock = self.sandbox.sock
             sock.settimeout(0)
             try:
+                sent = sock.send(data)  # usually everything, without touching the loop
+                if sent < len(data):
+                    loop = asyncio.get_running_loop()
+                    async with asyncio.timeout(SEND_TIMEOUT_S):
+                        await loop.sock_sendall(sock, data[sent:])
+            except BlockingIOError:
                 try:
-                    data = sock.recv(READ_CHUNK)
-                except BlockingIOError:
-                    async with asyncio.timeout(remaining):  # no extra task, unlike wait_for
-                        data = await loop.sock_recv(sock, READ_CHUNK)
+                    async with asyncio.timeout(SEND_TIMEOUT_S):
+                        await asyncio.get_running_loop().sock_sendall(sock, data)
+                except TimeoutError:
+                    raise self.channel.fail(send_timeout_error()) from None
+                except OSError as exc:
+                    raise self.channel.fail(broken_error(exc)) from None
             except TimeoutError:
-                continue
+                raise self.channel.fail(send_timeout_error()) from None
             except OSError as exc:
-                raise self._fail(SandboxGone(f"the sandbox's channel broke: {exc}")) from None
-            self._absorb(data)
-        return self._frames.popleft()
+                raise self.channel.fail(broken_error(exc)) from None
 
-    async def request_async(self, frame: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """`Sandbox.request` on the loop: the answer with the same id, or an error."""
-        frame = dict(frame)
-        rid = frame.setdefault("id", self._next_id())
-        await self.send_async(frame)
-        answer = await self.recv_async(timeout)
-        if answer.get("id") != rid:
-            raise self._fail(
-                SandboxProtocolError(
-                    f"expected the answer to request {rid!r}, got a {answer.get('type')!r} frame"
-                )
-            )
-        if answer.get("type") == "error":
-            raise SandboxRequestError(
-                str(answer.get("message", "request failed"))[: driver.MAX_MESSAGE]
-            )
-        return answer
+    async def _next_event(self, timeout: float | None = None) -> Event:
+        """The next event; reads until one is complete or the deadline passes."""
+        channel, since = self.channel, self.channel.now()
+        while (event := channel.next_event()) is None:
+            if (data := await self._recv(channel.wait_left(timeout, since))) is not None:
+                channel.receive_data(data)
+        return event
+
+    async def _recv(self, wait: float) -> bytes | None:
+        """One read of at most `wait` seconds, through the loop when nothing is ready yet."""
+        sock = self.sandbox.sock
+        sock.settimeout(0)
+        try:
+            return sock.recv(READ_CHUNK)  # often ready at once: no loop round trip
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise self.channel.fail(broken_error(exc)) from None
+        try:
+            async with asyncio.timeout(None if math.isinf(wait) else wait):
+                return await asyncio.get_running_loop().sock_recv(sock, READ_CHUNK)
+        except TimeoutError:
+            return None
+        except OSError as exc:
+            raise self.channel.fail(broken_error(exc)) from None
+
+    async def send_async(self, frame: dict[str, Any]) -> None:
+        """Write one frame as it is (no turn-taking)."""
+        await self._write(self.channel.encode(frame))
+
+    async def recv_async(self, timeout: float) -> Event:
+        """The next event; SandboxTimeout when none is complete within `timeout` seconds."""
+        return await self._next_event(timeout)
+
+    async def request_async(self, frame: dict[str, Any], timeout: float) -> Answer:
+        """A request and its typed answer; the runner's `error` raises SandboxRequestError."""
+        await self._write(self.channel.request(frame, timeout))
+        return answer_of(self.channel, await self._next_event())
 
     async def init_async(
         self,
@@ -126,19 +162,7 @@ class AsyncSandbox(Sandbox):
         limits: dict[str, int],
         timeout: float = 10.0,
     ) -> None:
-        answer = await self.request_async(
-            {
-                "type": "init",
-                "authorized_imports": authorized_imports,
-                "tools": tools,
-                "variables": variables,
-                "limits": limits,
-            },
-            timeout,
-        )
-        self._expect(answer, "ack")
-        if limits.get("output_bytes"):
-            self.output_cap = int(limits["output_bytes"])
+        await self.request_async(init_frame(authorized_imports, tools, variables, limits), timeout)
 
     async def execute_async(
         self,
@@ -147,57 +171,19 @@ class AsyncSandbox(Sandbox):
         timeout: float,
         on_output: Callable[[str], None],
         on_tool_call: ToolHandler,
-    ) -> dict[str, Any]:
+        tool_time_budget: float = DEFAULT_TOOL_TIME_BUDGET_S,
+    ) -> ExecuteResult:
         """`Sandbox.execute` on the loop. Time inside `on_tool_call` is not charged."""
-        rid = self._next_id()
-        await self.send_async({"type": "execute", "id": rid, "code": code})
-        cap = self.output_cap
-        deadline = time.monotonic() + timeout
-        streamed = 0
-        while True:
-            answer = await self.recv_async(max(0.0, deadline - time.monotonic()))
-            kind = answer.get("type")
-            if answer.get("id") != rid:
-                raise self._fail(
-                    SandboxProtocolError(f"a {kind!r} frame for another request during execute")
-                )
-            if kind == "output":
-                data = answer.get("data")
-                if not isinstance(data, str):
-                    raise self._fail(FrameSchemaError("output: 'data' must be a string"))
-                streamed += len(data)
-                if streamed > cap + OUTPUT_SLACK:
-                    raise self._fail(
-                        SandboxProtocolError(
-                            f"the sandbox streamed more than {cap} bytes of output"
-                        )
-                    )
-                on_output(data)
-            elif kind == "tool_call":
-                from executor.daemon.lifecycle import tool_call_refusal
+        channel = self.channel
+        await self._write(channel.execute(code, timeout=timeout, tool_time_budget=tool_time_budget))
+        while not isinstance(event := await self._next_event(), ExecuteResult):
+            if isinstance(event, Output):
+                on_output(event.data)
+            elif isinstance(event, ToolCall):
+                reply = event.refusal if event.refusal is not None else await on_tool_call(event)
+                await self._write(channel.answer_tool_call(event.call_id, reply))
+        return event
 
-                refusal = tool_call_refusal(answer)  # e.g. arguments nested too deep
-                if refusal is not None:  # the snippet's mistake: raise it there
-                    refusal.update(type="tool_result", id=rid, call_id=answer["call_id"])
-                    await self.send_async(refusal)
-                    continue
-                try:
-                    call = driver.tool_call_frame(answer)
-                except FrameSchemaError as exc:
-                    raise self._fail(exc) from None
-                started = time.monotonic()
-                reply = dict(await on_tool_call(call))
-                deadline += time.monotonic() - started
-                reply.update(type="tool_result", id=rid, call_id=call["call_id"])
-                await self.send_async(reply)
-            elif kind == "result":
-                try:
-                    return driver.result_frame(answer, output_cap=cap)
-                except FrameSchemaError as exc:
-                    raise self._fail(exc) from None
-            elif kind == "error":
-                raise SandboxRequestError(
-                    str(answer.get("message", "execute failed"))[: driver.MAX_MESSAGE]
-                )
-            else:
-                raise self._fail(SandboxProtocolError(f"unexpected {kind!r} frame during execute"))
+    async def interrupt_async(self) -> None:
+        """Stop the running snippet as its wall-time limit would; its result still comes."""
+        await self._write(self.channel.interrupt())

@@ -137,7 +137,7 @@ def _probe_container(
         sandbox = Sandbox.start(client, image, limits, labels=labels, raw=True)
         sandbox.init(authorized_imports=[], tools=[], variables={}, limits=limits.runner_limits())
         result = sandbox.execute(PROBE_CODE, timeout=30.0)
-        stdout = result.get("stdout", "")
+        stdout = result.result.stdout
         facts = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
         if not isinstance(facts, dict) or not facts:
             return [

@@ -374,33 +374,6 @@ def oversized_tool_result(name: str, size: int, cap: int) -> dict[str, Any]:
     }
 
 
-def tool_call_refusal(frame: dict[str, Any]) -> dict[str, Any] | None:
-    """A tool_result body refusing a call whose arguments cannot cross, else None.
-
-    Arguments nested deeper than the frame schema allows are the snippet's
-    mistake, not a broken runner: the call raises inside the snippet and the
-    session lives on.
-    """
-    from executor.sandbox import driver
-
-    call_id, name = frame.get("call_id"), frame.get("name")
-    if not isinstance(call_id, str) or not isinstance(name, str) or len(call_id) > 200:
-        return None
-    args, kwargs = frame.get("args", []), frame.get("kwargs", {})
-    if not isinstance(args, list) or not isinstance(kwargs, dict):
-        return None
-    if driver._json_ok(args) and driver._json_ok(kwargs):
-        return None
-    return {
-        "ok": False,
-        "error": {
-            "type": "ValueError",
-            "message": f"the arguments of tool {name[:100]!r} must be JSON data (no NaN or "
-            "Infinity) nested at most 100 levels deep",
-        },
-    }
-
-
 # ---------------------------------------------------------------------------
 # Replay
 # ---------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import collections
 import functools
 import json
@@ -48,6 +47,7 @@ from executor.daemon.imports import check_imports
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.pool import Pool
 from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
+from executor.sandbox.events import ExecuteResult, ToolCall
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
 from proto.limits import LimitValueError, SessionLimits, check_minimum
@@ -151,8 +151,11 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         except Exception as exc:  # a container already gone is fine
             log.debug("kill failed", extra={"session_id": session.id, "error": str(exc)})
 
-    async def _call(self, session: Session, frame: dict[str, Any], want: str) -> dict[str, Any]:
-        """One request/answer on the session's channel; runner refusals -> SandboxCallFailed."""
+    async def _call(self, session: Session, frame: dict[str, Any], want: str) -> Any:
+        """One request/answer on the session's channel; runner refusals -> SandboxCallFailed.
+
+        The answer is the channel's typed event (its type already checked by the channel).
+        """
         from executor.sandbox import driver
 
         try:
@@ -163,12 +166,10 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             await self._kill(session)
             await self.end_session(session, f"lost: {str(exc)[:200]}", recoverable=True)
             raise SessionLost(str(exc)[:300]) from exc
-        if answer.get("type") != want:
+        if answer.frame_type != want:
             await self._kill(session)
             await self.end_session(session, "protocol", recoverable=True)
-            raise SessionLost(
-                f"the runner answered {str(answer.get('type'))[:40]!r} instead of {want!r}"
-            )
+            raise SessionLost(f"the runner answered {answer.frame_type!r} instead of {want!r}")
         return answer
 
     def _grace_s(self) -> float:
@@ -332,12 +333,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             answer = await self._call(
                 session, {"type": "get_vars", "names": list(request.names)}, "vars"
             )
-        try:
-            return pb.GetVariablesResponse(variables=convert.variables(answer.get("state")))
-        except convert.BadFrame as exc:
-            await self._kill(session)
-            await self.end_session(session, "protocol")
-            raise SessionLost(f"the runner sent bad variables: {exc}") from exc
+        return pb.GetVariablesResponse(variables=convert.variables(answer.state))
 
     @_rpc
     async def UploadFile(
@@ -370,16 +366,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 {"type": "read_file", "path": path, "max_bytes": self.config.max_file_bytes},
                 "file",
             )
-        encoded = answer.get("data_b64")
-        cap = self.config.max_file_bytes
-        if not isinstance(encoded, str):
-            raise SandboxCallFailed("the runner sent a file frame without data")
-        if len(encoded) > (cap + 2) // 3 * 4:
-            raise TooLarge(f"the file {path!r}", len(encoded) * 3 // 4, cap, "max_file_bytes")
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise SandboxCallFailed(f"the runner sent undecodable file data: {exc}") from None
+        data, cap = answer.data, self.config.max_file_bytes
         if len(data) > cap:
             raise TooLarge(f"the file {path!r}", len(data), cap, "max_file_bytes")
         return pb.DownloadFileResponse(data=data)
@@ -750,9 +737,9 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         def on_output(text: str) -> None:
             events.put_nowait(pb.ExecuteResponse(output=pb.OutputChunk(text=text)))
 
-        async def on_tool_call(call: dict[str, Any]) -> dict[str, Any]:
-            # `call` passed the driver's schema check (strings, JSON-safe arguments).
-            call_id, name = call["call_id"], call["name"]
+        async def on_tool_call(call: ToolCall) -> dict[str, Any]:
+            # `call` passed the channel's schema check (strings, JSON-safe arguments).
+            call_id, name = call.call_id, call.name
             if control.interrupted:
                 return dict(lifecycle.INTERRUPT_ERROR)
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -763,8 +750,8 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                     tool_call=pb.ToolCall(
                         call_id=call_id,
                         name=name,
-                        args_json=json.dumps(call["args"]),
-                        kwargs_json=json.dumps(call["kwargs"]),
+                        args_json=json.dumps(call.args),
+                        kwargs_json=json.dumps(call.kwargs),
                     )
                 )
             )
@@ -808,7 +795,11 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         reader = asyncio.create_task(read_answers()) if session.has_tools else None
         run = asyncio.create_task(
             session.sandbox.execute_async(
-                code, timeout=hard_s, on_output=on_output, on_tool_call=on_tool_call
+                code,
+                timeout=hard_s,
+                on_output=on_output,
+                on_tool_call=on_tool_call,
+                tool_time_budget=limits.tool_time_budget_ms / 1000,
             )
         )
         control.task = run
@@ -868,7 +859,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
     async def _outcome(
         self,
         session: Session,
-        run: asyncio.Task[dict[str, Any]],
+        run: asyncio.Task[ExecuteResult],
         hard_s: float,
         control: lifecycle.RunControl,
     ) -> pb.ExecuteResult:
@@ -876,8 +867,7 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         from executor.sandbox import driver
 
         try:
-            frame = run.result()
-            return convert.execute_result(frame)
+            return convert.execute_result(run.result())
         except driver.SandboxRequestError as exc:
             if control.interrupted:
                 # A runner that refuses the interrupt frame cannot stop the snippet
@@ -894,14 +884,15 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 verdict=pb.VERDICT_INTERNAL,
                 error=pb.ErrorInfo(type="INTERNAL", message=f"the runner refused: {exc}"[:2000]),
             )
-        except driver.SandboxTimeout:
+        except driver.SandboxTimeout as exc:
             await self._kill(session)
             return convert.lost_result(
                 pb.VERDICT_TIMEOUT,
-                f"no answer within {hard_s:g} s (wall_time_ms + grace); the container was killed",
+                f"{exc} (hard timeout {hard_s:g} s = wall_time_ms + grace); "
+                "the container was killed",
                 wall_ms=int(hard_s * 1000),
             )
-        except (driver.SandboxError, convert.BadFrame) as exc:
+        except driver.SandboxError as exc:
             await self._kill(session)
             if control.killed:
                 return convert.lost_result(

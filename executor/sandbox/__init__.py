@@ -1,4 +1,5 @@
-"""Host side of the container layer: image, hardening, driver.
+"""Host side of the container layer: image, hardening, the channel (protocol core, typed
+events, blocking driver).
 
 Names shared by everything that creates or cleans up sandbox containers.
 """

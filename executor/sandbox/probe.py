@@ -60,7 +60,7 @@ def run_probe(
         sandbox.init(limits=limits.runner_limits())
         timeout = limits.wall_time_ms / 1000.0 + HARD_TIMEOUT_GRACE_S
         try:
-            return sandbox.execute(code, timeout=timeout)
+            return sandbox.execute(code, timeout=timeout).to_dict()
         except SandboxTimeout:
             sandbox.kill()
             return _lost("TIMEOUT", f"no result within {timeout:g} s: the container was killed")

@@ -34,7 +34,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from executor.sandbox import CONTAINER_PREFIX, LABEL_INSTANCE, LABEL_ROLE
+from executor.sandbox.driver import READ_CHUNK
+from executor.sandbox.errors import SandboxProtocolError
 from executor.sandbox.hardening import SECCOMP_PROFILE_PATH, container_config
+from executor.sandbox.protocol import STREAM_STDERR, STREAM_STDOUT, StreamDemux
 from proto.limits import SessionLimits
 
 POLICY_PATH = SECCOMP_PROFILE_PATH.parent / "policy.toml"
@@ -258,35 +261,29 @@ def run_snippet(
 
 
 def _read_multiplexed(sock: Any, max_output: int) -> tuple[bytes, bytes, bool]:
-    """Read Docker's multiplexed attach stream (8-byte headers) until EOF or the cap."""
-    bufs = {1: bytearray(), 2: bytearray()}
-    pending = bytearray()
+    """Read Docker's multiplexed attach stream until EOF or the cap (the channel's demuxer).
+
+    At most `max_output` bytes of each stream are kept; a garbled header ends the read.
+    """
+    demux = StreamDemux()
+    bufs = {STREAM_STDOUT: bytearray(), STREAM_STDERR: bytearray()}
     truncated = False
-    while True:
+    while not truncated:
         try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            break
-        except OSError:
+            chunk = sock.recv(READ_CHUNK)
+        except OSError:  # the timeout included
             break
         if not chunk:
             break
-        pending += chunk
-        while len(pending) >= 8:
-            stream = pending[0]
-            size = int.from_bytes(pending[4:8], "big")
-            if len(pending) < 8 + size:
-                break
-            data = bytes(pending[8 : 8 + size])
-            del pending[: 8 + size]
-            buf = bufs.get(stream, bufs[2])
-            room = max_output - len(buf)
-            if room < len(data):
-                truncated = True
-            buf += data[: max(room, 0)]
-        if truncated:
+        try:
+            for stream, data in demux.feed(chunk):
+                buf = bufs[stream]
+                room = max_output - len(buf)
+                truncated = truncated or room < len(data)
+                buf += data[: max(room, 0)]
+        except SandboxProtocolError:
             break
-    return bytes(bufs[1]), bytes(bufs[2]), truncated
+    return bytes(bufs[STREAM_STDOUT]), bytes(bufs[STREAM_STDERR]), truncated
 
 
 # --------------------------------------------------------------------------- verify

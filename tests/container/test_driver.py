@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,23 +19,12 @@ from tests.runner.sandboxes import SandboxFactory
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture
-def factory(
-    docker_client: Any, sandbox_image: str, test_instance_id: str
-) -> Iterator[SandboxFactory]:
-    f = SandboxFactory(docker_client, sandbox_image, test_instance_id)
-    yield f
-    f.cleanup()
-    for case in f.cases:
-        assert f.containers_of(case) == [], "a container was left behind"
-
-
 def test_start_labels_and_names_the_container(
     factory: SandboxFactory, docker_client: Any, test_instance_id: str
 ) -> None:
     sb = factory.start()
     assert sb.name.startswith(CONTAINER_PREFIX)
-    assert sb.ready["interpreter"] is True and sb.ready["pid"] > 1
+    assert sb.ready is not None and sb.ready.interpreter is True and sb.ready.pid > 1
     attrs = docker_client.api.inspect_container(sb.container_id)
     labels = attrs["Config"]["Labels"]
     assert labels[LABEL_MANAGED] == "1"
@@ -103,9 +91,9 @@ def test_vars_round_trip_and_refusal(factory: SandboxFactory) -> None:
     sb = factory.start()
     sb.init(limits=SessionLimits().runner_limits(), variables={"a": 1})
     sb.set_vars({"b": {"k": [1, 2]}})
-    state = {v["name"]: v["json"] for v in sb.get_vars()}
+    state = {v.name: v.json for v in sb.get_vars()}
     assert state == {"a": 1, "b": {"k": [1, 2]}}
-    assert [v["name"] for v in sb.get_vars(["b"])] == ["b"]
+    assert [v.name for v in sb.get_vars(["b"])] == ["b"]
     with pytest.raises(SandboxRequestError):
         sb.set_vars({"_private": 1})
     assert sb.ping()  # a refused request leaves the sandbox usable
@@ -118,7 +106,7 @@ def test_tool_call_without_handler_fails_in_snippet(factory: SandboxFactory) -> 
     result = sb.execute(
         "try:\n    t()\nexcept RuntimeError as e:\n    msg = str(e)\nmsg", timeout=20
     )
-    assert "no tools" in result["value"]["json"]
+    assert result.result.value is not None and "no tools" in result.result.value.json
 
 
 def test_numpy_and_pandas_import_under_the_rlimits(factory: SandboxFactory) -> None:
@@ -126,8 +114,8 @@ def test_numpy_and_pandas_import_under_the_rlimits(factory: SandboxFactory) -> N
     sb.init(limits=SessionLimits().runner_limits(), authorized_imports=["numpy", "pandas"])
     code = "import numpy as np\nimport pandas as pd\nint(pd.Series(np.arange(10)).sum())"
     result = sb.execute(code, timeout=60)
-    assert result["verdict"] == "OK", result
-    assert result["value"]["json"] == 45
+    assert result.result.verdict == "OK", result
+    assert result.result.value is not None and result.result.value.json == 45
 
 
 def test_request_error_keeps_channel(factory: SandboxFactory) -> None:

@@ -10,7 +10,6 @@ no container behind.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -44,17 +43,6 @@ RESULT = {"type": "result", "verdict": "OK", "stdout": "", "value": None,
           "truncated": False,
           "usage": {"wall_ms": 1, "cpu_ms": 1, "peak_memory_bytes": 1, "output_bytes": 0}}
 """
-
-
-@pytest.fixture
-def factory(
-    docker_client: Any, sandbox_image: str, test_instance_id: str
-) -> Iterator[SandboxFactory]:
-    f = SandboxFactory(docker_client, sandbox_image, test_instance_id)
-    yield f
-    f.cleanup()
-    for case in f.cases:
-        assert f.containers_of(case) == [], "a container was left behind"
 
 
 def _cmd(body: str) -> list[str]:
@@ -175,12 +163,13 @@ def test_result_strings_are_capped(factory: SandboxFactory) -> None:
         ' "error": {"type": "E", "message": "m" * 1000000, "line": 1, "source_line": "s" * 100000}})\n'
         "time.sleep(60)",
     )
-    result = sb.execute("1", timeout=20, limits={"output_bytes": 1000})
-    assert len(result["stdout"]) == 1000 and result["truncated"] is True
-    assert len(result["value"]["type"]) <= 256
-    assert len(result["value"]["repr"]) <= 64 << 10
-    assert len(result["error"]["message"]) <= 64 << 10
-    assert len(result["error"]["source_line"]) <= 4096
+    result = sb.execute("1", timeout=20, limits={"output_bytes": 1000}).result
+    assert len(result.stdout) == 1000 and result.truncated is True
+    assert result.value is not None and result.error is not None
+    assert len(result.value.type) <= 256
+    assert len(result.value.repr) <= 64 << 10
+    assert len(result.error.message) <= 64 << 10
+    assert result.error.source_line is not None and len(result.error.source_line) <= 4096
 
 
 def test_frame_for_another_request(factory: SandboxFactory) -> None:

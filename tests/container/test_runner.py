@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,10 @@ import pytest
 
 from executor.sandbox import LABEL_INSTANCE
 from executor.sandbox.driver import Sandbox, SandboxRequestError
+from executor.sandbox.events import ToolCall
 from executor.sandbox.probe import run_probe
 from proto.limits import MiB, SessionLimits
+from proto.results import Result
 from tests.runner.sandboxes import SandboxFactory
 
 pytestmark = pytest.mark.docker
@@ -28,36 +29,35 @@ REPO = Path(__file__).resolve().parents[2]
 GRACE_S = 10.0  # hard timeout beyond the soft one, generous for a loaded machine
 
 
-@pytest.fixture
-def factory(
-    docker_client: Any, sandbox_image: str, test_instance_id: str
-) -> Iterator[SandboxFactory]:
-    f = SandboxFactory(docker_client, sandbox_image, test_instance_id)
-    yield f
-    f.cleanup()
-
-
 def _session(factory: SandboxFactory, limits: SessionLimits | None = None, **init: Any) -> Sandbox:
     limits = limits or SessionLimits(wall_time_ms=5000)
     sb = factory.start(limits)
-    assert sb.ready["interpreter"] is True
+    assert sb.ready is not None and sb.ready.interpreter is True
     sb.init(limits=limits.runner_limits(), **init)
     return sb
 
 
-def _run(sb: Sandbox, code: str, **kw: Any) -> dict[str, Any]:
-    return sb.execute(code, timeout=kw.pop("timeout", 30.0), **kw)
+def _run(sb: Sandbox, code: str, **kw: Any) -> Result:
+    return sb.execute(code, timeout=kw.pop("timeout", 30.0), **kw).result
+
+
+def _json(result: Result) -> Any:
+    assert result.value is not None, result
+    return result.value.json
 
 
 def test_round_trip(factory: SandboxFactory) -> None:
     sb = _session(factory)
     chunks: list[str] = []
-    result = _run(sb, "x = 6 * 7\nprint('hi from the sandbox')\nx", on_output=chunks.append)
-    assert result["verdict"] == "OK"
-    assert result["value"]["json"] == 42
-    assert result["stdout"] == "hi from the sandbox\n"
+    done = sb.execute(
+        "x = 6 * 7\nprint('hi from the sandbox')\nx", timeout=30, on_output=chunks.append
+    )
+    result = done.result
+    assert result.verdict == "OK"
+    assert result.value is not None and result.value.json == 42
+    assert result.stdout == "hi from the sandbox\n"
     assert "".join(chunks) == "hi from the sandbox\n"
-    assert result["usage"]["peak_memory_bytes"] > 0
+    assert done.usage.peak_memory_bytes > 0
 
 
 def test_state_across_snippets(factory: SandboxFactory) -> None:
@@ -65,16 +65,16 @@ def test_state_across_snippets(factory: SandboxFactory) -> None:
     _run(sb, "def f(v):\n    return v + base\ncounter = f(1)")
     _run(sb, "counter = f(counter)")
     result = _run(sb, "counter")
-    assert result["value"]["json"] == 21
-    assert {v["name"] for v in sb.get_vars()} >= {"base", "counter"}
+    assert _json(result) == 21
+    assert {v.name for v in sb.get_vars()} >= {"base", "counter"}
 
 
 def test_soft_timeout_keeps_state(factory: SandboxFactory) -> None:
     sb = _session(factory, SessionLimits(wall_time_ms=1000))
     _run(sb, "kept = [1, 2, 3]")
     result = _run(sb, "while True:\n    pass\n", timeout=1.0 + GRACE_S)
-    assert result["verdict"] == "TIMEOUT"
-    assert _run(sb, "kept")["value"]["json"] == [1, 2, 3]
+    assert result.verdict == "TIMEOUT"
+    assert _json(_run(sb, "kept")) == [1, 2, 3]
 
 
 def test_allocation_past_memory_limit_is_memory_limit(factory: SandboxFactory) -> None:
@@ -84,9 +84,9 @@ def test_allocation_past_memory_limit_is_memory_limit(factory: SandboxFactory) -
     # Larger than the container's memory: RLIMIT_AS makes it a MemoryError, so
     # the runner survives instead of the cgroup OOM killer taking the container.
     result = _run(sb, "big = bytearray(512 * 1024 * 1024)")
-    assert result["verdict"] == "MEMORY_LIMIT", result
+    assert result.verdict == "MEMORY_LIMIT", result
     assert sb.ping()
-    assert _run(sb, "kept")["value"]["json"] == "still here"
+    assert _json(_run(sb, "kept")) == "still here"
 
 
 def test_growing_allocation_is_memory_limit(factory: SandboxFactory) -> None:
@@ -94,7 +94,7 @@ def test_growing_allocation_is_memory_limit(factory: SandboxFactory) -> None:
     sb = _session(factory, limits)
     code = "chunks = []\nwhile True:\n    chunks.append(bytearray(8 * 1024 * 1024))\n"
     result = _run(sb, code, timeout=30 + GRACE_S)
-    assert result["verdict"] == "MEMORY_LIMIT", result
+    assert result.verdict == "MEMORY_LIMIT", result
     assert sb.ping()
 
 
@@ -102,10 +102,10 @@ def test_cpu_burner_is_cpu_limit(factory: SandboxFactory) -> None:
     limits = SessionLimits(cpu_time_ms=1000, wall_time_ms=60_000)
     sb = _session(factory, limits)
     _run(sb, "kept = 5")
-    result = _run(sb, "n = 0\nwhile True:\n    n += 1\n", timeout=60 + GRACE_S)
-    assert result["verdict"] == "CPU_LIMIT", result
-    assert result["usage"]["cpu_ms"] >= 900
-    assert _run(sb, "kept")["value"]["json"] == 5  # session state survives
+    done = sb.execute("n = 0\nwhile True:\n    n += 1\n", timeout=60 + GRACE_S)
+    assert done.result.verdict == "CPU_LIMIT", done
+    assert done.usage.cpu_ms >= 900
+    assert _json(_run(sb, "kept")) == 5  # session state survives
 
 
 def test_output_streams_in_order(factory: SandboxFactory) -> None:
@@ -114,7 +114,7 @@ def test_output_streams_in_order(factory: SandboxFactory) -> None:
     result = _run(sb, "for i in range(2000):\n    print(i)\n", on_output=chunks.append)
     expected = "".join(f"{i}\n" for i in range(2000))
     assert "".join(chunks) == expected
-    assert result["stdout"] == expected
+    assert result.stdout == expected
     assert len(chunks) > 1
 
 
@@ -123,9 +123,9 @@ def test_output_cap(factory: SandboxFactory) -> None:
     chunks: list[str] = []
     result = _run(sb, "for i in range(1000):\n    print('z' * 50)\n", on_output=chunks.append)
     assert len("".join(chunks).encode()) <= 1000
-    assert len(result["stdout"].encode()) <= 1000
-    assert result["truncated"] is True
-    assert result["verdict"] == "OUTPUT_TRUNCATED"
+    assert len(result.stdout.encode()) <= 1000
+    assert result.truncated is True
+    assert result.verdict == "OUTPUT_TRUNCATED"
 
 
 def test_tool_call_through_the_container(factory: SandboxFactory) -> None:
@@ -136,18 +136,18 @@ def test_tool_call_through_the_container(factory: SandboxFactory) -> None:
         "output_type": "integer",
     }
     sb = _session(factory, tools=[tool])
-    calls: list[dict[str, Any]] = []
+    calls: list[ToolCall] = []
 
-    def on_tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    def on_tool_call(call: ToolCall) -> dict[str, Any]:
         calls.append(call)
-        if call["args"] == ["missing"]:
+        if call.args == ["missing"]:
             return {"ok": False, "error": {"type": "KeyError", "message": "missing"}}
-        return {"ok": True, "value": len(call["args"][0])}
+        return {"ok": True, "value": len(call.args[0])}
 
     code = "a = lookup('four')\ntry:\n    lookup('missing')\nexcept KeyError:\n    a += 100\na"
     result = _run(sb, code, on_tool_call=on_tool_call)
-    assert result["value"]["json"] == 104
-    assert [c["name"] for c in calls] == ["lookup", "lookup"]
+    assert _json(result) == 104
+    assert [c.name for c in calls] == ["lookup", "lookup"]
 
 
 def test_files_in_workspace(factory: SandboxFactory) -> None:

@@ -8,6 +8,7 @@ checkpoint copies below it, all under the container's pids and memory limits.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -39,37 +40,43 @@ def _session(factory: SandboxFactory, limits: SessionLimits | None = None) -> Sa
     return sb
 
 
+def _run(sb: Sandbox, code: str) -> Any:
+    return sb.execute(code, timeout=60).result
+
+
 def _value(sb: Sandbox, code: str) -> Any:
-    result = sb.execute(code, timeout=60)
-    assert result["verdict"] == "OK", result
-    return result["value"]["json"] if result["value"] else None
+    result = _run(sb, code)
+    assert result.verdict == "OK", result
+    return result.value.json if result.value else None
 
 
 def _checkpoint(sb: Sandbox) -> str:
     answer = sb.request({"type": "checkpoint"}, 30)
-    assert answer["type"] == "checkpoint", answer
-    return str(answer["checkpoint_id"])
+    assert answer.frame_type == "checkpoint", answer
+    return str(answer.checkpoint_id)
 
 
 def _rollback(sb: Sandbox, cp: str) -> None:
-    assert sb.request({"type": "rollback", "checkpoint_id": cp}, 30)["type"] == "ack"
+    assert sb.request({"type": "rollback", "checkpoint_id": cp}, 30).frame_type == "ack"
 
 
-def _result(sb: Sandbox, rid: str) -> dict[str, Any]:
-    while True:
-        frame = sb.recv(60)
-        if frame["type"] == "result" and frame["id"] == rid:
-            return frame
+def _interrupted(sb: Sandbox, code: str, after_s: float) -> Any:
+    """Run code in a thread and interrupt it from here after `after_s` seconds."""
+    box: list[Any] = []
+    worker = threading.Thread(target=lambda: box.append(_run(sb, code)))
+    worker.start()
+    time.sleep(after_s)
+    sb.interrupt()
+    worker.join(60)
+    assert box, "the interrupted snippet never returned"
+    return box[0]
 
 
 def test_interrupt_keeps_state(factory: SandboxFactory) -> None:
     sb = _session(factory, SessionLimits(wall_time_ms=120_000))
     _value(sb, "kept = {'a': 1}")
-    sb.send({"type": "execute", "id": "spin", "code": SPIN})
-    time.sleep(0.5)
-    sb.send({"type": "interrupt", "id": "spin"})
-    result = _result(sb, "spin")
-    assert result["verdict"] == "INTERRUPTED"
+    result = _interrupted(sb, SPIN, 0.5)
+    assert result.verdict == "INTERRUPTED"
     assert _value(sb, "kept") == {"a": 1}
     assert _value(sb, "n > 0") is True
 
@@ -99,14 +106,13 @@ def test_rollback_restores_the_whole_interpreter_state(factory: SandboxFactory) 
         assert _value(sb, "float(arr.sum())") == 1000.0
         assert _value(sb, "step(Acc())") == 1
         assert _value(sb, "math.floor(2.5)") == 2
-        assert sb.execute("new", timeout=30)["error"]["type"] == "NameError"
-        data = sb.request({"type": "read_file", "path": "notes.txt"}, 10)["data_b64"]
-        assert base64.b64decode(data) == b"v1"
+        assert _run(sb, "new").error.type == "NameError"
+        assert sb.read_file("notes.txt") == b"v1"
         _value(sb, "acc.total = 50")
-    listing = sb.request({"type": "list_checkpoints"}, 10)["checkpoints"]
-    assert [c["checkpoint_id"] for c in listing] == [cp]
-    assert sb.request({"type": "drop_checkpoint", "checkpoint_id": cp}, 10)["type"] == "ack"
-    assert sb.request({"type": "list_checkpoints"}, 10)["checkpoints"] == []
+    listing = sb.request({"type": "list_checkpoints"}, 10).checkpoints
+    assert [c.checkpoint_id for c in listing] == [cp]
+    assert sb.request({"type": "drop_checkpoint", "checkpoint_id": cp}, 10).frame_type == "ack"
+    assert list(sb.request({"type": "list_checkpoints"}, 10).checkpoints) == []
     with pytest.raises(SandboxRequestError, match="unknown checkpoint"):
         sb.request({"type": "rollback", "checkpoint_id": cp}, 10)
     assert _value(sb, "acc.total") == 50
@@ -149,8 +155,8 @@ def test_limits_give_error_frames_and_the_session_stays(factory: SandboxFactory)
         for _ in range(6):  # memory growth through checkpoints
             _checkpoint(sb3)
     # The reserve is kept from the session: growing into it is MEMORY_LIMIT, not an OOM kill.
-    result = sb3.execute("more = 'y' * (250 * 1024 * 1024)", timeout=60)
-    assert result["verdict"] == "MEMORY_LIMIT", result
+    result = _run(sb3, "more = 'y' * (250 * 1024 * 1024)")
+    assert result.verdict == "MEMORY_LIMIT", result
     assert _value(sb3, "len(blob)") == 120 * MiB
 
 

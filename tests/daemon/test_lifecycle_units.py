@@ -63,12 +63,17 @@ def test_deeply_nested_tool_arguments_are_refused_not_fatal():
     deep: list = []
     for _ in range(150):
         deep = [deep]
+    from executor.sandbox import events
+    from executor.sandbox.errors import FrameSchemaError
+
     frame = {"type": "tool_call", "id": "q1", "call_id": "q1.1", "name": "f", "args": [deep]}
-    refusal = lifecycle.tool_call_refusal(frame)
-    assert refusal is not None and refusal["ok"] is False
-    assert "nested at most 100 levels" in refusal["error"]["message"]
-    assert lifecycle.tool_call_refusal({**frame, "args": [[1]]}) is None
-    assert lifecycle.tool_call_refusal({**frame, "call_id": 3}) is None  # schema error: fatal
+    call = events.tool_call(frame)
+    assert call.refusal is not None and call.refusal["ok"] is False
+    assert "nested at most 100 levels" in call.refusal["error"]["message"]
+    assert call.args == [] and call.kwargs == {}
+    assert events.tool_call({**frame, "args": [[1]]}).refusal is None
+    with pytest.raises(FrameSchemaError):  # a broken frame, not the snippet's mistake: fatal
+        events.tool_call({**frame, "call_id": 3})
 
 
 def test_size_text_and_oversized_tool_result():

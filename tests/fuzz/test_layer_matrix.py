@@ -108,7 +108,7 @@ class RawContainers:
                 code,
                 timeout=limits.wall_time_ms / 1000 + RAW_SLACK_S,
                 on_output=streamed.append,
-            )
+            ).to_dict()
             shown = ["".join(streamed), str(frame.get("stdout", "")), str(frame.get("value"))]
             other = [str(frame.get("error")), str(frame.get("state"))]
             outcome = str(frame.get("verdict"))

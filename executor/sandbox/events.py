@@ -1,0 +1,424 @@
+"""Typed frames from the runner: every frame is checked here, once, with one set of caps.
+
+Whatever a container sends is hostile. Each parser below takes one decoded
+frame (a dict from `proto.frames.decode_body`) and returns a frozen event
+rebuilt from type-checked fields, with strings cut to the caps below and lone
+surrogates replaced (protobuf carries only valid UTF-8). A field of the wrong
+type raises `FrameSchemaError`; the caller (the protocol core) then treats the
+sandbox as lost. The daemon maps these events to protobuf in
+`executor/daemon/convert.py` without checking anything again.
+
+The payload types (`Value`, `Variable`, `ErrorInfo`, `Result`, `Verdict`) are
+the shared ones of `proto/results.py`; this module adds the frame envelopes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from executor.sandbox.errors import FrameSchemaError
+from proto.results import ErrorInfo, Result, Value, Variable, Verdict
+
+# -- caps (characters unless named otherwise) --------------------------------
+MAX_NAME = 256  # a type, variable, tool or checkpoint name
+MAX_REPR = 64 << 10  # a repr
+MAX_MESSAGE = 64 << 10  # an error message
+MAX_SOURCE_LINE = 4096
+MAX_ID = 256  # a request, call or checkpoint id
+MAX_STATE_ITEMS = 10_000  # variables in one state or vars frame
+MAX_CHECKPOINTS = 10_000  # entries in one checkpoints frame
+MAX_JSON_DEPTH = 100  # nesting of JSON data (what protobuf's JSON text can carry back)
+MAX_UINT = (1 << 63) - 1  # usage counters
+MAX_LINE = (1 << 31) - 1
+VERDICTS = frozenset(v.value for v in Verdict)
+USAGE_KEYS = ("wall_ms", "cpu_ms", "peak_memory_bytes", "output_bytes")
+
+
+# -- field checks ---------------------------------------------------------------
+
+
+def _text(value: str, cap: int) -> str:
+    """`value` cut to `cap` characters, lone surrogates replaced (valid UTF-8 for protobuf)."""
+    value = value[:cap]
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _str(d: dict[str, Any], key: str, cap: int, *, where: str) -> str:
+    value = d.get(key)
+    if not isinstance(value, str):
+        raise FrameSchemaError(f"{where}: {key!r} must be a string, got {type(value).__name__}")
+    return _text(value, cap)
+
+
+def _opt_str(d: dict[str, Any], key: str, cap: int, *, where: str) -> str | None:
+    return None if d.get(key) is None else _str(d, key, cap, where=where)
+
+
+def _bool(d: dict[str, Any], key: str, *, where: str, default: bool | None = None) -> bool:
+    value = d.get(key, default)
+    if not isinstance(value, bool):
+        raise FrameSchemaError(f"{where}: {key!r} must be a boolean")
+    return value
+
+
+def _int(value: Any, *, where: str, minimum: int = 0, maximum: int = MAX_UINT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FrameSchemaError(f"{where} must be an integer")
+    if not minimum <= value <= maximum:
+        raise FrameSchemaError(f"{where} must be between {minimum} and {maximum}")
+    return value
+
+
+def _dict(value: Any, *, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise FrameSchemaError(f"{where} must be an object")
+    return value
+
+
+def _list(value: Any, cap: int, *, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise FrameSchemaError(f"{where} must be a list")
+    if len(value) > cap:
+        raise FrameSchemaError(f"{where} has {len(value)} items, more than {cap}")
+    return value
+
+
+def _utf8(s: str) -> bool:
+    return s.isascii() or not any(0xD800 <= ord(c) <= 0xDFFF for c in s)
+
+
+def json_ok(value: Any, depth: int = 0) -> bool:
+    """JSON data protobuf can carry: no NaN/Infinity, no lone surrogates, nested <= 100."""
+    if depth > MAX_JSON_DEPTH:
+        return False
+    if value is None or isinstance(value, (bool, int)):
+        return True
+    if isinstance(value, str):
+        return _utf8(value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(json_ok(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, str) and _utf8(k) and json_ok(v, depth + 1) for k, v in value.items()
+        )
+    return False
+
+
+def _value_parts(d: dict[str, Any], *, where: str) -> tuple[str, str, Any, bool]:
+    has_json = _bool(d, "has_json", where=where, default=False)
+    data = d.get("json") if has_json else None
+    if has_json and not json_ok(data):
+        has_json, data = False, None  # the repr still tells the story
+    return (
+        _str(d, "type", MAX_NAME, where=where),
+        _str(d, "repr", MAX_REPR, where=where),
+        data,
+        has_json,
+    )
+
+
+def _value(raw: Any, *, where: str) -> Value | None:
+    if raw is None:
+        return None
+    return Value(*_value_parts(_dict(raw, where=where), where=where))
+
+
+def _variable(raw: Any, *, where: str) -> Variable:
+    d = _dict(raw, where=where)
+    return Variable(_str(d, "name", MAX_NAME, where=where), *_value_parts(d, where=where))
+
+
+def _state(raw: Any, *, where: str) -> tuple[Variable, ...]:
+    items = _list(raw, MAX_STATE_ITEMS, where=where)
+    return tuple(_variable(v, where=f"{where}[{i}]") for i, v in enumerate(items))
+
+
+def _error_info(raw: Any) -> ErrorInfo | None:
+    if raw is None:
+        return None
+    d = _dict(raw, where="result.error")
+    line = d.get("line")
+    return ErrorInfo(
+        type=_str(d, "type", MAX_NAME, where="result.error"),
+        message=_str(d, "message", MAX_MESSAGE, where="result.error"),
+        line=None if line is None else _int(line, where="result.error.line", maximum=MAX_LINE),
+        source_line=_opt_str(d, "source_line", MAX_SOURCE_LINE, where="result.error"),
+    )
+
+
+# -- events ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The runner is up (sent once, first)."""
+
+    frame_type: ClassVar[str] = "ready"
+    pid: int
+    python: str
+    interpreter: bool  # False only in raw mode
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A chunk of printed output of the running snippet."""
+
+    frame_type: ClassVar[str] = "output"
+    id: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The snippet calls a client-side tool; answer with `ChannelProtocol.answer_tool_call`."""
+
+    frame_type: ClassVar[str] = "tool_call"
+    id: str
+    call_id: str
+    name: str
+    args: list[Any]  # JSON data (checked by `json_ok`)
+    kwargs: dict[str, Any]
+    # Set when the arguments cannot cross (NaN, nested deeper than MAX_JSON_DEPTH):
+    # the snippet's mistake, not a broken runner. The transports answer the call
+    # with this error without asking the client, and the session lives on.
+    refusal: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one snippet used, as the runner measured it."""
+
+    wall_ms: int = 0
+    cpu_ms: int = 0
+    peak_memory_bytes: int = 0
+    output_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteResult:
+    """The end of one execute: the snippet's `Result` and its usage."""
+
+    frame_type: ClassVar[str] = "result"
+    id: str
+    result: Result
+    usage: Usage
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result frame's fields (JSON-safe), as `corrald probe` prints them."""
+        return {"id": self.id, **self.result.to_dict(), "usage": asdict(self.usage)}
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    frame_type: ClassVar[str] = "ack"
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    frame_type: ClassVar[str] = "pong"
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Vars:
+    """The answer to `get_vars`."""
+
+    frame_type: ClassVar[str] = "vars"
+    id: str
+    state: tuple[Variable, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """The answer to `read_file`, base64 already decoded."""
+
+    frame_type: ClassVar[str] = "file"
+    id: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The answer to `checkpoint`: its id and how many the runner now holds."""
+
+    frame_type: ClassVar[str] = "checkpoint"
+    id: str
+    checkpoint_id: str
+    checkpoints: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointInfo:
+    checkpoint_id: str
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoints:
+    """The answer to `list_checkpoints`."""
+
+    frame_type: ClassVar[str] = "checkpoints"
+    id: str
+    items: tuple[CheckpointInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """The runner refused a request (it keeps serving)."""
+
+    frame_type: ClassVar[str] = "error"
+    id: str | None
+    message: str
+
+
+Answer = Ack | Pong | Vars | File | Checkpoint | Checkpoints
+ANSWER_TYPES = (Ack, Pong, Vars, File, Checkpoint, Checkpoints)
+Event = Ready | Output | ToolCall | ExecuteResult | Answer | Error
+
+
+# -- parsers --------------------------------------------------------------------
+
+
+def ready(frame: dict[str, Any]) -> Ready:
+    return Ready(
+        pid=_int(frame.get("pid"), where="ready.pid", minimum=1, maximum=MAX_LINE),
+        python=_str(frame, "python", MAX_NAME, where="ready"),
+        interpreter=_bool(frame, "interpreter", where="ready"),
+    )
+
+
+def output(frame: dict[str, Any]) -> Output:
+    data = frame.get("data")
+    if not isinstance(data, str):
+        raise FrameSchemaError("output: 'data' must be a string")
+    # No cut here: the protocol core counts every character against the output cap.
+    return Output(id=_str(frame, "id", MAX_ID, where="output"), data=_text(data, len(data)))
+
+
+def tool_call(frame: dict[str, Any]) -> ToolCall:
+    args = _list(frame.get("args", []), 10_000, where="tool_call.args")
+    kwargs = _dict(frame.get("kwargs", {}), where="tool_call.kwargs")
+    name = _str(frame, "name", MAX_NAME, where="tool_call")
+    refusal = None
+    if not json_ok(args) or not json_ok(kwargs):
+        args, kwargs = [], {}
+        refusal = {
+            "ok": False,
+            "error": {
+                "type": "ValueError",
+                "message": f"the arguments of tool {name[:100]!r} must be JSON data (no NaN "
+                f"or Infinity) nested at most {MAX_JSON_DEPTH} levels deep",
+            },
+        }
+    return ToolCall(
+        id=_str(frame, "id", MAX_ID, where="tool_call"),
+        call_id=_str(frame, "call_id", MAX_ID, where="tool_call"),
+        name=name,
+        args=args,
+        kwargs=kwargs,
+        refusal=refusal,
+    )
+
+
+def result(frame: dict[str, Any], *, output_cap: int) -> ExecuteResult:
+    """A `result` frame; stdout is cut to `output_cap` UTF-8 bytes (and marked truncated)."""
+    verdict = frame.get("verdict")
+    if verdict not in VERDICTS:
+        raise FrameSchemaError(f"result: unknown verdict {str(verdict)[:40]!r}")
+    stdout = _str(frame, "stdout", max(output_cap, 0) + 4096, where="result")
+    truncated = _bool(frame, "truncated", where="result", default=False)
+    encoded = stdout.encode("utf-8")
+    if len(encoded) > output_cap:
+        stdout = encoded[: max(output_cap, 0)].decode("utf-8", "ignore")
+        truncated = True
+    usage = _dict(frame.get("usage"), where="result.usage")
+    return ExecuteResult(
+        id=_str(frame, "id", MAX_ID, where="result"),
+        result=Result(
+            verdict=Verdict(verdict),
+            stdout=stdout,
+            value=_value(frame.get("value"), where="result.value"),
+            is_final_answer=_bool(frame, "is_final_answer", where="result", default=False),
+            final_answer=_value(frame.get("final_answer"), where="result.final_answer"),
+            error=_error_info(frame.get("error")),
+            state=list(_state(frame.get("state", []), where="result.state")),
+            truncated=truncated,
+        ),
+        usage=Usage(**{k: _int(usage.get(k), where=f"result.usage.{k}") for k in USAGE_KEYS}),
+    )
+
+
+def ack(frame: dict[str, Any]) -> Ack:
+    return Ack(id=_str(frame, "id", MAX_ID, where="ack"))
+
+
+def pong(frame: dict[str, Any]) -> Pong:
+    return Pong(id=_str(frame, "id", MAX_ID, where="pong"))
+
+
+def vars_(frame: dict[str, Any]) -> Vars:
+    return Vars(
+        id=_str(frame, "id", MAX_ID, where="vars"),
+        state=_state(frame.get("state"), where="vars.state"),
+    )
+
+
+def file(frame: dict[str, Any]) -> File:
+    data = frame.get("data_b64")
+    if not isinstance(data, str):
+        raise FrameSchemaError("file: 'data_b64' must be a string")
+    try:
+        decoded = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise FrameSchemaError("file: 'data_b64' is not base64") from None
+    return File(id=_str(frame, "id", MAX_ID, where="file"), data=decoded)
+
+
+def checkpoint(frame: dict[str, Any]) -> Checkpoint:
+    return Checkpoint(
+        id=_str(frame, "id", MAX_ID, where="checkpoint"),
+        checkpoint_id=_str(frame, "checkpoint_id", MAX_ID, where="checkpoint"),
+        checkpoints=_int(frame.get("checkpoints"), where="checkpoint.checkpoints"),
+    )
+
+
+def checkpoints(frame: dict[str, Any]) -> Checkpoints:
+    items = _list(frame.get("checkpoints"), MAX_CHECKPOINTS, where="checkpoints.checkpoints")
+    parsed = []
+    for i, raw in enumerate(items):
+        d = _dict(raw, where=f"checkpoints[{i}]")
+        parsed.append(
+            CheckpointInfo(
+                checkpoint_id=_str(d, "checkpoint_id", MAX_ID, where=f"checkpoints[{i}]"),
+                created_ms=_int(d.get("created_ms"), where=f"checkpoints[{i}].created_ms"),
+            )
+        )
+    return Checkpoints(id=_str(frame, "id", MAX_ID, where="checkpoints"), items=tuple(parsed))
+
+
+def error(frame: dict[str, Any]) -> Error:
+    message = frame.get("message", "request failed")
+    return Error(
+        id=_opt_str(frame, "id", MAX_ID, where="error"),
+        message=_text(message if isinstance(message, str) else "request failed", MAX_MESSAGE),
+    )
+
+
+ANSWER_PARSERS: dict[str, Callable[[dict[str, Any]], Answer]] = {
+    "ack": ack,
+    "pong": pong,
+    "vars": vars_,
+    "file": file,
+    "checkpoint": checkpoint,
+    "checkpoints": checkpoints,
+}
