@@ -18,7 +18,22 @@ from executor.daemon.errors import InvalidArgument
 # "executor" is Corral's own runner, which the image carries: the agent-in-sandbox
 # mode authorizes its `executor.runner.agent_sandbox` module.
 IMAGE_MODULES: frozenset[str] = frozenset(
-    {"numpy", "pandas", "dateutil", "tzdata", "RestrictedPython", "executor"}
+    {
+        "numpy",
+        "pandas",
+        "dateutil",
+        "tzdata",
+        "RestrictedPython",
+        "executor",
+        "matplotlib",
+        "contourpy",
+        "cycler",
+        "fontTools",
+        "kiwisolver",
+        "packaging",
+        "PIL",
+        "pyparsing",
+    }
 )
 
 

@@ -47,6 +47,7 @@ from executor.daemon.imports import check_imports
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.pool import Pool
 from executor.daemon.sessions import Session, SessionRegistry, new_session_id, resolve_limits
+from executor.sandbox.events import Artifact as ArtifactEvent
 from executor.sandbox.events import ExecuteResult, ToolCall
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
@@ -737,6 +738,14 @@ class ExecutorService(pb_grpc.ExecutorServicer):
         def on_output(text: str) -> None:
             events.put_nowait(pb.ExecuteResponse(output=pb.OutputChunk(text=text)))
 
+        def on_stderr(text: str) -> None:
+            chunk = pb.OutputChunk(text=text, stream=pb.STREAM_STDERR)
+            events.put_nowait(pb.ExecuteResponse(output=chunk))
+
+        def on_artifact(event: ArtifactEvent) -> None:
+            # Checked by the channel core (size, count, bytes match the type).
+            events.put_nowait(pb.ExecuteResponse(artifact=convert.artifact(event)))
+
         async def on_tool_call(call: ToolCall) -> dict[str, Any]:
             # `call` passed the channel's schema check (strings, JSON-safe arguments).
             call_id, name = call.call_id, call.name
@@ -800,6 +809,8 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 on_output=on_output,
                 on_tool_call=on_tool_call,
                 tool_time_budget=limits.tool_time_budget_ms / 1000,
+                on_stderr=on_stderr,
+                on_artifact=on_artifact,
             )
         )
         control.task = run

@@ -114,7 +114,7 @@ class FakeSandbox:
         raise driver.SandboxRequestError(f"unknown or unexpected frame type {kind!r}")
 
     async def execute_async(
-        self, code: str, *, timeout: float, on_output: Any, on_tool_call: Any
+        self, code: str, *, timeout: float, on_output: Any, on_tool_call: Any, **_: Any
     ) -> dict[str, Any]:
         rid = self._next_id()
         self.executes += 1
