@@ -224,9 +224,27 @@ class Importer:
             raise PolicyViolation(refusal)
         module = importlib.import_module(name)
         if fromlist:
+            self._import_submodules(module, fromlist)
             return self.proxy(module)
         top = name.split(".")[0]
         return self.proxy(sys.modules[top])
+
+    def _import_submodules(self, module: ModuleType, fromlist: Any) -> None:
+        """`from PIL import Image`: import the submodules a from-import names, as CPython's
+        own `_handle_fromlist` does, when the package's `__init__` did not (the same
+        rule as reaching a submodule as an attribute: `submodule_refusal`)."""
+        for sub in fromlist:
+            if type(sub) is not str or sub == "*" or hasattr(module, sub):
+                continue
+            full = f"{module.__name__}.{sub}"
+            refusal = self.submodule_refusal(module.__name__, full)
+            if refusal is not None:
+                raise PolicyViolation(refusal)
+            try:
+                importlib.import_module(full)
+            except ModuleNotFoundError as exc:
+                if exc.name != full:
+                    raise  # the submodule exists but an import inside it failed
 
     def proxy(self, module: ModuleType) -> Any:
         """The (one, cached) proxy of a real module."""

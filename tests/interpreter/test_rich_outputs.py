@@ -298,3 +298,20 @@ def test_series_value_is_a_table_too() -> None:
     )
     assert res.ok and res.value is not None and res.value.type == "Series"
     assert "| n |" in res.value.repr
+
+
+# -- from-imports of submodules (`from PIL import Image`) ------------------------------
+
+
+def test_from_import_loads_a_submodule_the_package_did_not_import() -> None:
+    interp = Interpreter(authorized_imports=("PIL", "PIL.*"))
+    result = interp.run("from PIL import Image, ImageDraw\nImage.new('L', (3, 2)).size")
+    assert result.verdict is Verdict.OK, result.error
+    assert result.value is not None and result.value.json == [3, 2]
+
+
+def test_from_import_of_a_denied_submodule_is_still_refused() -> None:
+    interp = Interpreter(authorized_imports=("PIL", "PIL.*"))
+    result = interp.run("from PIL import ImageShow\nImageShow")
+    assert result.verdict is Verdict.POLICY_DENIED
+    assert result.error is not None and "'PIL.ImageShow'" in result.error.message
