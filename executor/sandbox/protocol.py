@@ -21,7 +21,9 @@ What it owns:
   answer type that fits it; anything else is a protocol violation. Request ids
   are chosen here.
 - The execute state machine: output counted against the snippet's cap (with a
-  little slack for the runner's batching), tool calls, the result. Its
+  little slack for the runner's batching; stdout and stderr each), artifacts
+  counted against `max_artifacts` and each checked by `events.artifact`
+  (size, base64, bytes that match the declared type), tool calls, the result. Its
   deadline (the daemon's hard timeout) pauses while a tool call is out, as the
   runner's soft timer does, crediting each call a little transit time, up to
   a total tool-time budget (`tool_time_budget_ms`).
