@@ -33,7 +33,7 @@ from agent.errors import (
     Unavailable,
     from_rpc_error,
 )
-from agent.results import FileInfo, Result, Variable, variable_from_proto
+from agent.results import Artifact, FileInfo, Result, Stderr, Variable, variable_from_proto
 from agent.tools import FunctionTool, Tool
 from proto import executor_pb2, executor_pb2_grpc
 from proto.limits import SessionLimits
@@ -303,15 +303,17 @@ class AsyncSession:
         finally:
             if timer is not None:
                 timer.cancel()
-        result = Result.from_proto(response)
+        result = Result.from_proto(response, [Artifact.from_proto(a) for a in response.artifacts])
         if result.session_lost:
             self.lost = True
         return result
 
     async def stream(
         self, code: str, *, timeout: float | None = None
-    ) -> AsyncIterator[str | Result]:
-        """Yield printed output (str) as it arrives, then the Result (last item).
+    ) -> AsyncIterator[str | Artifact | Result]:
+        """Yield output (str; `Stderr` for stderr) and artifacts as they come, then the Result.
+
+        The Result (last item) also holds the stderr text and every artifact.
 
         timeout: seconds; then the snippet is interrupted (Result INTERRUPTED,
         the state stays). Leaving early or cancelling the task interrupts too.
@@ -331,6 +333,7 @@ class AsyncSession:
                 timeout, lambda: asyncio.ensure_future(self._interrupt_quietly())
             )
         result: Result | None = None
+        artifacts: list[Artifact] = []
         finished = False
         try:
             await call.write(start)
@@ -342,12 +345,20 @@ class AsyncSession:
                 if result is not None:
                     raise ProtocolError(f"the daemon sent {kind!r} after the result")
                 if kind == "output":
-                    yield response.output.text
+                    chunk = response.output
+                    if chunk.stream == executor_pb2.STREAM_STDERR:
+                        yield Stderr(chunk.text)
+                    else:
+                        yield chunk.text
+                elif kind == "artifact":
+                    artifact = Artifact.from_proto(response.artifact)
+                    artifacts.append(artifact)
+                    yield artifact
                 elif kind == "tool_call":
                     answer = await _run_tool_call(self.tools, response.tool_call, self.caps)
                     await call.write(executor_pb2.ExecuteRequest(tool_result=answer))
                 elif kind == "result":
-                    result = Result.from_proto(response.result)
+                    result = Result.from_proto(response.result, artifacts)
                     await call.done_writing()
                 else:
                     raise ProtocolError(f"unknown message from the daemon: {kind!r}")

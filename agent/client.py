@@ -33,7 +33,7 @@ from agent.errors import (
     Unavailable,
     from_rpc_error,
 )
-from agent.results import FileInfo, Result, Variable, variable_from_proto
+from agent.results import Artifact, FileInfo, Result, Stderr, Variable, variable_from_proto
 from agent.tools import Tool
 from proto import executor_pb2, executor_pb2_grpc
 from proto.limits import SessionLimits
@@ -317,13 +317,17 @@ class Session:
         finally:
             if timer is not None:
                 timer.cancel()
-        result = Result.from_proto(response)
+        result = Result.from_proto(response, [Artifact.from_proto(a) for a in response.artifacts])
         if result.session_lost:
             self.lost = True
         return result
 
-    def stream(self, code: str, *, timeout: float | None = None) -> Iterator[str | Result]:
-        """Yield printed output (str) as it arrives, then the Result (last item).
+    def stream(
+        self, code: str, *, timeout: float | None = None
+    ) -> Iterator[str | Artifact | Result]:
+        """Yield output (str; `Stderr` for stderr) and artifacts as they come, then the Result.
+
+        The Result (last item) also holds the stderr text and every artifact.
 
         timeout: seconds; then the snippet is interrupted and the Result says
         INTERRUPTED (the session and its state stay). Leaving the loop early,
@@ -359,6 +363,7 @@ class Session:
         if timer is not None:
             timer.start()
         result: Result | None = None
+        artifacts: list[Artifact] = []
         finished = False
         try:
             for response in call:
@@ -366,7 +371,15 @@ class Session:
                 if result is not None:
                     raise ProtocolError(f"the daemon sent {kind!r} after the result")
                 if kind == "output":
-                    yield response.output.text
+                    chunk = response.output
+                    if chunk.stream == executor_pb2.STREAM_STDERR:
+                        yield Stderr(chunk.text)
+                    else:
+                        yield chunk.text
+                elif kind == "artifact":
+                    artifact = Artifact.from_proto(response.artifact)
+                    artifacts.append(artifact)
+                    yield artifact
                 elif kind == "tool_call":
                     requests.put(
                         executor_pb2.ExecuteRequest(
@@ -376,7 +389,7 @@ class Session:
                         )
                     )
                 elif kind == "result":
-                    result = Result.from_proto(response.result)
+                    result = Result.from_proto(response.result, artifacts)
                     requests.put(None)  # half-close: nothing more to send
                 else:
                     raise ProtocolError(f"unknown message from the daemon: {kind!r}")

@@ -26,7 +26,13 @@ from typing import Any
 
 from executor.daemon.errors import ConfigError
 from proto.frames import DEFAULT_MAX_FRAME
-from proto.limits import LIMIT_FIELDS, LIMIT_MINIMUMS, MiB, SessionLimits
+from proto.limits import (
+    LIMIT_FIELDS,
+    LIMIT_MINIMUMS,
+    MAX_ARTIFACT_BYTES_CEILING,
+    MiB,
+    SessionLimits,
+)
 from proto.routing import check_route
 
 ENV_PREFIX = "CORRAL_"
@@ -47,6 +53,8 @@ DEFAULT_MAX_LIMITS = SessionLimits(
     cpu_millis=2000,
     tool_timeout_ms=300_000,
     max_checkpoints=64,
+    max_artifact_bytes=12 * MiB,  # MAX_ARTIFACT_BYTES_CEILING: one frame, base64
+    max_artifacts=256,
 )
 
 
@@ -309,6 +317,13 @@ def validate(cfg: DaemonConfig) -> None:
             problems.append(f"default_{n}={d} exceeds max_{n}={m}")
         elif d < LIMIT_MINIMUMS[n]:
             problems.append(f"default_{n}={d} is below the minimum of {LIMIT_MINIMUMS[n]}")
+    if cfg.max_limits.max_artifact_bytes > MAX_ARTIFACT_BYTES_CEILING:
+        problems.append(
+            f"max_max_artifact_bytes={cfg.max_limits.max_artifact_bytes} does not fit a "
+            f"container frame once base64-encoded; use at most {MAX_ARTIFACT_BYTES_CEILING}"
+        )
+    if cfg.max_limits.max_artifact_bytes + 4096 > cfg.max_message_bytes:
+        problems.append("max_message_bytes must exceed max_max_artifact_bytes by at least 4096")
     # A file crosses the container channel base64-encoded inside one frame.
     if cfg.max_file_bytes * 4 // 3 + 4096 > DEFAULT_MAX_FRAME:
         problems.append(

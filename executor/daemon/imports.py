@@ -16,7 +16,21 @@ from executor.daemon.errors import InvalidArgument
 # Top-level modules the sandbox image installs besides the standard library;
 # keep in step with sandbox_images/requirements.txt (package name -> import name).
 IMAGE_MODULES: frozenset[str] = frozenset(
-    {"numpy", "pandas", "dateutil", "tzdata", "RestrictedPython"}
+    {
+        "numpy",
+        "pandas",
+        "dateutil",
+        "tzdata",
+        "RestrictedPython",
+        "matplotlib",
+        "contourpy",
+        "cycler",
+        "fontTools",
+        "kiwisolver",
+        "packaging",
+        "PIL",
+        "pyparsing",
+    }
 )
 # Corral's own runner, which the image carries too: the agent-in-sandbox mode
 # authorizes its `executor.runner.agent_sandbox` module.

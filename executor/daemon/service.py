@@ -47,6 +47,7 @@ from executor.daemon.imports import check_imports
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.pool import Pool
 from executor.daemon.sessions import Session, SessionRegistry, resolve_limits
+from executor.sandbox.events import Artifact as ArtifactEvent
 from executor.sandbox.events import ExecuteResult, ToolCall
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
@@ -741,9 +742,13 @@ class ExecutorService(pb_grpc.ExecutorServicer):
             yield pb.ExecuteRequest(start=request)
 
         result = pb.ExecuteResult()
+        artifacts: list[pb.Artifact] = []
         async for response in self.Execute(requests(), context):
             if response.HasField("result"):
                 result = response.result
+            elif response.HasField("artifact"):
+                artifacts.append(response.artifact)  # checked by the channel already
+        result.artifacts.extend(artifacts)
         return result
 
     async def _run_snippet(
@@ -766,6 +771,14 @@ class ExecutorService(pb_grpc.ExecutorServicer):
 
         def on_output(text: str) -> None:
             events.put_nowait(pb.ExecuteResponse(output=pb.OutputChunk(text=text)))
+
+        def on_stderr(text: str) -> None:
+            chunk = pb.OutputChunk(text=text, stream=pb.STREAM_STDERR)
+            events.put_nowait(pb.ExecuteResponse(output=chunk))
+
+        def on_artifact(event: ArtifactEvent) -> None:
+            # Checked by the channel core (size, count, bytes match the type).
+            events.put_nowait(pb.ExecuteResponse(artifact=convert.artifact(event)))
 
         async def on_tool_call(call: ToolCall) -> dict[str, Any]:
             # `call` passed the channel's schema check (strings, JSON-safe arguments).
@@ -830,6 +843,8 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 on_output=on_output,
                 on_tool_call=on_tool_call,
                 tool_time_budget=limits.tool_time_budget_ms / 1000,
+                on_stderr=on_stderr,
+                on_artifact=on_artifact,
             )
         )
         control.task = run

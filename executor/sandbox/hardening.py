@@ -51,6 +51,10 @@ SANDBOX_ENV: dict[str, str] = {
     "MKL_NUM_THREADS": "1",
     "HOME": WORKDIR,
     "LANG": "C.UTF-8",
+    # matplotlib: no display; a writable config dir on the /tmp tmpfs, seeded with the
+    # font cache built at image build time (sandbox_images/corral_site.py).
+    "MPLBACKEND": "Agg",
+    "MPLCONFIGDIR": "/tmp/matplotlib",
 }
 
 _TMPFS_FLAGS = "rw,noexec,nosuid,nodev"

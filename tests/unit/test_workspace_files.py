@@ -98,7 +98,7 @@ def test_unknown_modules_are_warnings_and_known_ones_are_not() -> None:
 
 
 def test_image_modules_follow_the_image_requirements() -> None:
-    names = {"python-dateutil": "dateutil"}
+    names = {"python-dateutil": "dateutil", "pillow": "PIL", "fonttools": "fontTools"}
     pinned = [
         line.split("==")[0]
         for line in (REPO / "sandbox_images" / "requirements.txt").read_text().splitlines()
