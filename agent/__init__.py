@@ -41,13 +41,25 @@ from agent.errors import (
 )
 from agent.memory import ActionStep, AgentMemory
 from agent.models import ChatMessage, Model, OpenAICompatibleModel, ScriptedModel, TokenUsage
-from agent.results import ErrorInfo, FileInfo, Result, Usage, Value, Variable, Verdict
+from agent.results import (
+    Artifact,
+    ErrorInfo,
+    FileInfo,
+    Result,
+    Stderr,
+    TraceFrame,
+    Usage,
+    Value,
+    Variable,
+    Verdict,
+)
 from agent.tools import Tool, tool
 
 __all__ = [
     "ActionStep",
     "AgentError",
     "AgentMemory",
+    "Artifact",
     "AsyncClient",
     "AsyncSession",
     "Cancelled",
@@ -75,10 +87,12 @@ __all__ = [
     "ScriptedModel",
     "Session",
     "SessionClosed",
+    "Stderr",
     "TokenUsage",
     "Tool",
     "ToolCallingAgent",
     "ToolError",
+    "TraceFrame",
     "Unauthenticated",
     "Unavailable",
     "Usage",

@@ -32,7 +32,7 @@ from agent.managed import (
 from agent.memory import ActionStep, AgentMemory, FinalAnswerStep, ToolCallRecord, replay
 from agent.models import Message, Model, ToolCallRequest
 from agent.parsing import FormatError, extract_code, parse_tool_calls, truncate
-from agent.results import Result, Verdict
+from agent.results import Artifact, Result, Verdict
 from agent.tools import FinalAnswerTool, Tool
 from proto.limits import SessionLimits
 
@@ -80,9 +80,57 @@ def format_observation(result: Result, max_chars: int) -> str:
     return truncate(text, max_chars)
 
 
+# Type names of the values the interpreter turns into an artifact when they are the
+# final answer (PIL's Image and its per-format subclasses, matplotlib's Figure).
+IMAGE_VALUE_TYPES = frozenset(
+    {"Image", "PngImageFile", "JpegImageFile", "GifImageFile", "BmpImageFile", "Figure"}
+)
+
+
+def final_answer_of(result: Result) -> Any:
+    """The answer of a `final_answer(...)` snippet: an `Artifact` when it was an image."""
+    answer = result.final_answer
+    if answer is not None and answer.type in IMAGE_VALUE_TYPES and result.artifacts:
+        last = result.artifacts[-1]  # the answer's image is made after every other one
+        if isinstance(last, Artifact):
+            return last
+    return result.answer
+
+
+def select_images(result: Result, max_images: int, max_bytes: int) -> tuple[list[Artifact], str]:
+    """The raster images of a step that fit its budget, and a note listing every artifact.
+
+    Images beyond `max_images` or the `max_bytes` total are named in the note
+    (so the model knows they exist) but not attached; SVG is never attached
+    (vision endpoints take PNG, JPEG, GIF and WebP).
+    """
+    chosen: list[Artifact] = []
+    lines: list[str] = []
+    used = 0
+    for art in result.artifacts:
+        if not isinstance(art, Artifact):
+            continue
+        fits = (
+            art.mime_type in ("image/png", "image/jpeg", "image/gif")
+            and len(chosen) < max_images
+            and used + len(art.data) <= max_bytes
+        )
+        if fits:
+            chosen.append(art)
+            used += len(art.data)
+            lines.append(art.describe("attached below"))
+        else:
+            lines.append(art.describe("not shown: over this step's image budget"))
+    note = ("\nArtifacts:\n" + "\n".join(lines)) if lines else ""
+    return chosen, note
+
+
 def describe_failure(result: Result) -> str:
     """An error message for the model: what failed and what to change."""
     err = result.error
+    if err is not None and len(err.frames) > 1 and err.traceback:
+        # Frames across snippets: the model sees where, in its own earlier code.
+        return f"Code execution failed ({result.verdict.value}):\n{err.traceback}"
     where = ""
     if err and err.line:
         where = f" at line {err.line}" + (f": {err.source_line}" if err.source_line else "")
@@ -135,6 +183,8 @@ class MultiStepAgent:
         max_total_steps: int = DEFAULT_MAX_TOTAL_STEPS,
         add_base_tools: bool = False,
         rollback_on_error: bool = False,
+        max_observation_images: int = 4,
+        max_observation_image_bytes: int = 4 << 20,
     ) -> None:
         if model is None:
             raise AgentError("an agent needs a model (e.g. OpenAICompatibleModel or ScriptedModel)")
@@ -165,6 +215,10 @@ class MultiStepAgent:
         self.limits = limits
         self.max_steps = max_steps
         self.max_observation_chars = max_observation_chars
+        # Per-step budget of figures/images shown to the model as image content parts
+        # (0 images: text-only models; the observation then only lists them).
+        self.max_observation_images = max_observation_images
+        self.max_observation_image_bytes = max_observation_image_bytes
         self.on_step = on_step
         # Checkpoint before each code step and roll a failed step back, so the next
         # step sees the state before the failure (issue #11).
@@ -375,11 +429,15 @@ class CodeAgent(MultiStepAgent):
         result = session.run(code)
         step.result = result
         step.observations = format_observation(result, self.max_observation_chars)
+        step.observation_images, note = select_images(
+            result, self.max_observation_images, self.max_observation_image_bytes
+        )
+        step.observations += note
         if checkpoint is not None:
             step.observations += _undo_if_failed(session, checkpoint, result)
         if result.is_final_answer:
             step.is_final_answer = True
-            step.final_answer = result.answer
+            step.final_answer = final_answer_of(result)
             return
         if not result.ok:
             step.error = describe_failure(result)

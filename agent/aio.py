@@ -34,7 +34,7 @@ from agent.errors import (
     Unavailable,
     from_rpc_error,
 )
-from agent.results import FileInfo, Result, Variable, variable_from_proto
+from agent.results import Artifact, FileInfo, Result, Stderr, Variable, variable_from_proto
 from agent.tools import FunctionTool, Tool
 from proto import executor_pb2, executor_pb2_grpc
 from proto.limits import SessionLimits
@@ -63,6 +63,7 @@ class AsyncClient:
                 self.target, creds, options=wire.CHANNEL_OPTIONS
             )
         self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
+        self._unary_run = True  # False once a daemon answers Run with UNIMPLEMENTED
         self._sessions: dict[str, AsyncSession] = {}  # opened or attached here
 
     async def close(self) -> None:
@@ -269,6 +270,11 @@ class AsyncSession:
             )
 
     async def run(self, code: str, *, timeout: float | None = None) -> Result:
+        """Run a snippet to completion: the unary Run RPC without tools, else Execute."""
+        if not self.tools and self.client._unary_run:
+            unary = await self._run_unary(code, timeout)
+            if unary is not None:
+                return unary
         result: Result | None = None
         async for item in self.stream(code, timeout=timeout):
             if isinstance(item, Result):
@@ -277,10 +283,45 @@ class AsyncSession:
             raise ProtocolError("the daemon closed the stream without a result")
         return result
 
+    async def _run_unary(self, code: str, timeout: float | None) -> Result | None:
+        """run() through Run; None when the daemon predates Run (then Execute is used).
+
+        Cancelling the task cancels the call, which interrupts the snippet on
+        the daemon; the session stays (its next snippet waits for the stop).
+        """
+        self._check_open()
+        wire.check_code(code, self.caps)
+        start = wire.start_request(self.id, code).start
+        deadline = wire.execute_timeout(self.limits)
+        timer: asyncio.TimerHandle | None = None
+        if timeout is not None:
+            deadline = wire.check_timeout(timeout) + wire.EXECUTE_MARGIN_S
+            timer = asyncio.get_running_loop().call_later(
+                timeout, lambda: asyncio.ensure_future(self._interrupt_quietly())
+            )
+        try:
+            response = await self.client._stub.Run(
+                start, metadata=self.client._metadata, timeout=deadline
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older daemon: stream instead
+                self.client._unary_run = False
+                return None
+            raise from_rpc_error(exc) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+        result = Result.from_proto(response, [Artifact.from_proto(a) for a in response.artifacts])
+        if result.session_lost:
+            self.lost = True
+        return result
+
     async def stream(
         self, code: str, *, timeout: float | None = None
-    ) -> AsyncIterator[str | Result]:
-        """Yield printed output (str) as it arrives, then the Result (last item).
+    ) -> AsyncIterator[str | Artifact | Result]:
+        """Yield output (str; `Stderr` for stderr) and artifacts as they come, then the Result.
+
+        The Result (last item) also holds the stderr text and every artifact.
 
         timeout: seconds; then the snippet is interrupted (Result INTERRUPTED,
         the state stays). Leaving early or cancelling the task interrupts too.
@@ -300,6 +341,7 @@ class AsyncSession:
                 timeout, lambda: asyncio.ensure_future(self._interrupt_quietly())
             )
         result: Result | None = None
+        artifacts: list[Artifact] = []
         finished = False
         try:
             await call.write(start)
@@ -311,12 +353,20 @@ class AsyncSession:
                 if result is not None:
                     raise ProtocolError(f"the daemon sent {kind!r} after the result")
                 if kind == "output":
-                    yield response.output.text
+                    chunk = response.output
+                    if chunk.stream == executor_pb2.STREAM_STDERR:
+                        yield Stderr(chunk.text)
+                    else:
+                        yield chunk.text
+                elif kind == "artifact":
+                    artifact = Artifact.from_proto(response.artifact)
+                    artifacts.append(artifact)
+                    yield artifact
                 elif kind == "tool_call":
                     answer = await _run_tool_call(self.tools, response.tool_call, self.caps)
                     await call.write(executor_pb2.ExecuteRequest(tool_result=answer))
                 elif kind == "result":
-                    result = Result.from_proto(response.result)
+                    result = Result.from_proto(response.result, artifacts)
                     await call.done_writing()
                 else:
                     raise ProtocolError(f"unknown message from the daemon: {kind!r}")

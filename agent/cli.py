@@ -55,7 +55,7 @@ from agent.errors import (
 )
 from agent.memory import ActionStep, format_step
 from agent.models import Model, OpenAICompatibleModel, ScriptedModel
-from agent.results import Result, Verdict
+from agent.results import Artifact, Result, Stderr, Verdict
 from proto.limits import LIMIT_FIELDS
 
 EXIT_BY_VERDICT: dict[Verdict, int] = {
@@ -240,11 +240,24 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("-c", "--code", dest="code_opt", metavar="CODE", help="the snippet")
     src.add_argument("-f", "--file", help="read the snippet from FILE ('-' for stdin), UTF-8")
     p.add_argument("--json", action="store_true", help="print the whole Result as JSON")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="save figures and images to DIR (one line each: [figure 1: 640x480 PNG → "
+        "DIR/figure-1.png]); without it they are only listed",
+    )
     _limit_args(p)
     _connection_args(p)
     p.set_defaults(func=cmd_exec)
 
     p = sub.add_parser("repl", help="an interactive, stateful session")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default="corral-out",
+        help="where figures and images are saved (default: ./corral-out)",
+    )
     _limit_args(p)
     _connection_args(p)
     p.set_defaults(func=cmd_repl)
@@ -329,8 +342,19 @@ def read_source(path: str) -> str:
         ) from None
 
 
-def result_json(result: Result) -> dict[str, Any]:
+def result_json(result: Result, saved: dict[str, str] | None = None) -> dict[str, Any]:
     d = result.to_dict()
+    # Artifacts as descriptions (and where they were saved), not base64 blobs.
+    d["artifacts"] = [
+        {
+            "name": a.name,
+            "mime_type": a.mime_type,
+            "bytes": len(a.data),
+            "metadata": a.metadata,
+            **({"path": saved[a.name]} if saved and a.name in saved else {}),
+        }
+        for a in result.artifacts
+    ]
     d["usage"] = asdict(result.usage)
     d["exit_code"] = EXIT_BY_VERDICT[result.verdict]
     return d
@@ -362,16 +386,43 @@ def print_result_tail(result: Result, out: TextIO, err: TextIO) -> None:
     if not result.ok:
         where = f" (line {result.error.line})" if result.error and result.error.line else ""
         detail = f"{result.error.type}: {result.error.message}" if result.error else ""
+        if result.error and result.error.frames and result.error.traceback:
+            print(for_terminal(result.error.traceback, err), file=err)
         print(for_terminal(f"{result.verdict.value}{where}: {detail}", err), file=err)
         if result.session_lost:
             print("the session's sandbox was lost", file=err)
 
 
-def _stream_result(session: Session, code: str, out: TextIO, echo: bool) -> Result:
+def _stream_result(
+    session: Session,
+    code: str,
+    out: TextIO,
+    echo: bool,
+    *,
+    err: TextIO | None = None,
+    out_dir: str | None = None,
+    saved: dict[str, str] | None = None,
+) -> Result:
+    """Stream a snippet: stdout to `out`, stderr to `err`, one line per artifact.
+
+    Artifacts are saved under `out_dir` when given (`saved` maps name -> path).
+    """
+    err = err or sys.stderr
     result: Result | None = None
     for item in session.stream(code):
         if isinstance(item, Result):
             result = item
+        elif isinstance(item, Artifact):
+            path = item.save(out_dir) if out_dir else None
+            if path is not None and saved is not None:
+                saved[item.name] = str(path)
+            if echo:
+                out.write(item.describe(path) + "\n")
+                out.flush()
+        elif isinstance(item, Stderr):
+            if echo:
+                err.write(for_terminal(item, err))
+                err.flush()
         elif echo:
             out.write(for_terminal(item, out))
             out.flush()
@@ -388,7 +439,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
             client.session(imports=args.imports, limits=_limits(args)) as s,
         ):
             _print_warnings(s, err)
-            result = _stream_result(s, code, out, echo=not args.json)
+            saved: dict[str, str] = {}
+            result = _stream_result(
+                s, code, out, echo=not args.json, err=err, out_dir=args.out, saved=saved
+            )
     except CorralError as exc:
         status = _failure_exit(exc, err)
         if args.json:
@@ -397,7 +451,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
             print(json.dumps(doc, indent=2), file=out)
         return status
     if args.json:
-        print(json.dumps(result_json(result), default=repr, indent=2), file=out)
+        print(json.dumps(result_json(result, saved), default=repr, indent=2), file=out)
     else:
         print_result_tail(result, out, err)
     return EXIT_BY_VERDICT[result.verdict]
@@ -568,7 +622,9 @@ def cmd_repl(args: argparse.Namespace) -> int:
                                 except CorralError as exc:
                                     print(f"error: {exc}", file=err)
                                 continue
-                            result = _stream_result(session, source, out, echo=True)
+                            result = _stream_result(
+                                session, source, out, echo=True, err=err, out_dir=args.out
+                            )
                             print_result_tail(result, out, err)
                             out.flush()
                             if session.lost:

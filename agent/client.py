@@ -34,7 +34,7 @@ from agent.errors import (
     Unavailable,
     from_rpc_error,
 )
-from agent.results import FileInfo, Result, Variable, variable_from_proto
+from agent.results import Artifact, FileInfo, Result, Stderr, Variable, variable_from_proto
 from agent.tools import Tool
 from proto import executor_pb2, executor_pb2_grpc
 from proto.limits import SessionLimits
@@ -77,6 +77,7 @@ class Client:
         else:
             self._channel = grpc.secure_channel(self.target, creds, options=wire.CHANNEL_OPTIONS)
         self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
+        self._unary_run = True  # False once a daemon answers Run with UNIMPLEMENTED
         self._sessions: dict[str, Session] = {}  # opened or attached here; closed by close()
 
     # -- lifecycle --------------------------------------------------------
@@ -273,7 +274,15 @@ class Session:
     # -- snippets ---------------------------------------------------------
 
     def run(self, code: str, *, timeout: float | None = None) -> Result:
-        """Run a snippet to completion and return its Result."""
+        """Run a snippet to completion and return its Result.
+
+        A session without tools uses the unary Run RPC (one message each way,
+        cheaper than a stream); with tools, or from stream(), Execute.
+        """
+        if not self.tools and self.client._unary_run:
+            unary = self._run_unary(code, timeout)
+            if unary is not None:
+                return unary
         result: Result | None = None
         for item in self.stream(code, timeout=timeout):
             if isinstance(item, Result):
@@ -282,8 +291,51 @@ class Session:
             raise ProtocolError("the daemon closed the stream without a result")
         return result
 
-    def stream(self, code: str, *, timeout: float | None = None) -> Iterator[str | Result]:
-        """Yield printed output (str) as it arrives, then the Result (last item).
+    def _run_unary(self, code: str, timeout: float | None) -> Result | None:
+        """run() through Run; None when the daemon predates Run (then Execute is used)."""
+        self._check_open()
+        wire.check_code(code, self.caps)
+        start = wire.start_request(self.id, code).start
+        deadline = wire.execute_timeout(self.limits)
+        timer: threading.Timer | None = None
+        if timeout is not None:
+            deadline = wire.check_timeout(timeout) + wire.EXECUTE_MARGIN_S
+            timer = threading.Timer(timeout, self._interrupt_quietly)
+            timer.daemon = True
+        try:
+            future = self.client._stub.Run.future(
+                start, metadata=self.client._metadata, timeout=deadline
+            )
+        except ValueError as exc:  # the channel was closed meanwhile
+            self.client.check_open()
+            raise CorralError(f"Run could not be sent: {exc}") from exc
+        if timer is not None:
+            timer.start()
+        try:
+            response = future.result()
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older daemon: stream instead
+                self.client._unary_run = False
+                return None
+            raise from_rpc_error(exc) from exc
+        except BaseException:
+            # Ctrl-C: cancelling the call interrupts the snippet; the session stays.
+            future.cancel()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        result = Result.from_proto(response, [Artifact.from_proto(a) for a in response.artifacts])
+        if result.session_lost:
+            self.lost = True
+        return result
+
+    def stream(
+        self, code: str, *, timeout: float | None = None
+    ) -> Iterator[str | Artifact | Result]:
+        """Yield output (str; `Stderr` for stderr) and artifacts as they come, then the Result.
+
+        The Result (last item) also holds the stderr text and every artifact.
 
         timeout: seconds; then the snippet is interrupted and the Result says
         INTERRUPTED (the session and its state stay). Leaving the loop early,
@@ -319,6 +371,7 @@ class Session:
         if timer is not None:
             timer.start()
         result: Result | None = None
+        artifacts: list[Artifact] = []
         finished = False
         try:
             for response in call:
@@ -326,7 +379,15 @@ class Session:
                 if result is not None:
                     raise ProtocolError(f"the daemon sent {kind!r} after the result")
                 if kind == "output":
-                    yield response.output.text
+                    chunk = response.output
+                    if chunk.stream == executor_pb2.STREAM_STDERR:
+                        yield Stderr(chunk.text)
+                    else:
+                        yield chunk.text
+                elif kind == "artifact":
+                    artifact = Artifact.from_proto(response.artifact)
+                    artifacts.append(artifact)
+                    yield artifact
                 elif kind == "tool_call":
                     requests.put(
                         executor_pb2.ExecuteRequest(
@@ -336,7 +397,7 @@ class Session:
                         )
                     )
                 elif kind == "result":
-                    result = Result.from_proto(response.result)
+                    result = Result.from_proto(response.result, artifacts)
                     requests.put(None)  # half-close: nothing more to send
                 else:
                     raise ProtocolError(f"unknown message from the daemon: {kind!r}")

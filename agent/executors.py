@@ -50,7 +50,7 @@ from typing import Any, Protocol
 
 from agent import wire
 from agent.errors import AgentError, InvalidArgument, ProtocolError, SessionClosed
-from agent.results import ErrorInfo, Result, Usage, Variable, Verdict
+from agent.results import Artifact, ErrorInfo, Result, Usage, Variable, Verdict
 from agent.tools import Tool
 
 INSTALL_HINT = "pip install 'corral[daemon]' (it ships the restricted interpreter)"
@@ -82,7 +82,9 @@ class AgentSession(Protocol):
     closed: bool
 
     def run(self, code: str, *, timeout: float | None = None) -> Result: ...
-    def stream(self, code: str, *, timeout: float | None = None) -> Iterator[str | Result]: ...
+    def stream(
+        self, code: str, *, timeout: float | None = None
+    ) -> Iterator[str | Artifact | Result]: ...
     def set_variables(self, variables: Mapping[str, Any]) -> None: ...
     def get_variables(self, names: Iterable[str] | None = None) -> dict[str, Variable]: ...
     def upload(self, path: str, data: bytes | str) -> int: ...

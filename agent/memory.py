@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from agent.models import Message, TokenUsage
-from agent.results import Result
+from agent.results import Artifact, Result
 
 RETRY_HINT = (
     "Now let's retry: take care not to repeat previous errors! Try a different approach if needed."
@@ -54,6 +54,9 @@ class ActionStep:
     native_tool_calls: bool = False
     # Runs of managed agents called during this step (agent.managed.ManagedRun).
     managed_runs: list[Any] = field(default_factory=list)
+    # Figures/images the step's code produced that the model sees (within the
+    # agent's per-step budget), as OpenAI-compatible image content parts.
+    observation_images: list[Artifact] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -65,7 +68,13 @@ class ActionStep:
             parts.append("Observation:\n" + self.observations)
         if self.error:
             parts.append("Error:\n" + self.error + "\n" + RETRY_HINT)
-        return {"role": "user", "content": "\n".join(parts) or "Observation:\n(no output)"}
+        text = "\n".join(parts) or "Observation:\n(no output)"
+        if not self.observation_images:
+            return {"role": "user", "content": text}
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+        for image in self.observation_images:
+            content.append({"type": "image_url", "image_url": {"url": image.data_url()}})
+        return {"role": "user", "content": content}
 
     def messages(self) -> list[Message]:
         """This step as chat messages: the model's turn, then what it observed."""

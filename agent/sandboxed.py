@@ -210,7 +210,7 @@ def run_in_sandbox(
         for item in session.stream(code):
             if isinstance(item, Result):
                 result = item
-            elif on_output is not None:
+            elif on_output is not None and isinstance(item, str):
                 on_output(item)
         assert result is not None
         if not result.is_final_answer:

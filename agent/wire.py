@@ -416,9 +416,9 @@ class Caps:
 
 
 def _too_large(what: str, size: int, cap: int, key: str) -> InvalidArgument:
+    """The one wording of a size cap, the same as the daemon's (and the runner's) refusal."""
     return InvalidArgument(
-        f"{what} is {size_text(size)}; the session accepts at most {size_text(cap)} "
-        f"(daemon config: {key}); send less, or ask the operator to raise {key}"
+        f"{what} is {size} bytes; the server accepts at most {cap} bytes (config: {key})"
     )
 
 

@@ -34,6 +34,8 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("interpreter", "benchmarks.interpreter"),
     ("container", "benchmarks.container"),
     ("daemon", "benchmarks.daemon"),
+    ("load", "benchmarks.load"),
+    ("density", "benchmarks.density"),
 )
 QUICK_KWARGS: dict[str, dict[str, Any]] = {
     "interpreter": {"repeat": 3, "smolagents_repeat": 1},
@@ -45,6 +47,15 @@ QUICK_KWARGS: dict[str, dict[str, Any]] = {
         "sustained_s": 6.0,
         "rss_warm": 4,
     },
+    "load": {
+        "rounds": 1,
+        "single_n": 100,
+        "c16_n": 30,
+        "open_samples": 8,
+        "burst_clients": 16,
+        "steady_snippets": 10,
+    },
+    "density": {"sessions": 24, "warm": 4, "every": 8, "active_seconds": 5.0},
 }
 
 
@@ -326,6 +337,144 @@ def plot_interpreter(series: Mapping[str, Mapping[str, float]], path: Path) -> b
     return True
 
 
+def _cdf(ax: Any, values: list[float], label: str, **kw: Any) -> None:
+    xs = sorted(values)
+    n = len(xs)
+    ax.plot(xs, [(i + 1) / n for i in range(n)], label=f"{label} (n={n})", **kw)
+
+
+def plot_load_latency(load: Mapping[str, Any], path: Path) -> bool:
+    """CDFs of snippet latency at 1, 16 and 64 concurrent sessions (before and after)."""
+    ba = load.get("before_after")
+    if not isinstance(ba, Mapping):
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    colors = {"1": "#4c72b0", "16": "#dd8452", "64": "#55a868"}
+    for side, style in (("before", "--"), ("after", "-")):
+        for key, n in (("single", "1"), ("c16", "16")):
+            raw = ba.get(side, {}).get(key, {}).get("raw_ms")
+            if raw:
+                _cdf(ax, raw, f"{n} sessions, {side}", ls=style, color=colors[n])
+    steady = load.get("steady64", {}).get("raw_ms")
+    if steady:
+        _cdf(ax, steady, "64 sessions, after", color=colors["64"])
+    burst = load.get("burst", {}).get("first_ms")
+    if burst:
+        _cdf(ax, burst, "64 at once: open + first snippet", color="#c44e52", ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("ms (log scale)")
+    ax.set_ylabel("fraction of snippets")
+    ax.set_title("Snippet latency at 1, 16 and 64 concurrent sessions (CDF)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_density(density: Mapping[str, Any], path: Path) -> bool:
+    """Memory per warm container and per idle session; host memory against sessions held."""
+    if "warm_container_cgroup_mib" not in density:
+        return False
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    parts = [
+        ("cgroup (all)", "warm_container_cgroup_mib", "idle_session_cgroup_mib"),
+        ("cgroup minus cache", "warm_container_cgroup_rss_mib", "idle_session_cgroup_rss_mib"),
+        ("containerd-shim RSS", "warm_container_shim_rss_mib", "idle_session_shim_rss_mib"),
+    ]
+    x = list(range(len(parts)))
+    ax1.bar(
+        [i - 0.2 for i in x], [float(density.get(w) or 0) for _, w, _ in parts], 0.4, label="warm"
+    )
+    ax1.bar(
+        [i + 0.2 for i in x],
+        [float(density.get(i_) or 0) for _, _, i_ in parts],
+        0.4,
+        label="idle session",
+    )
+    ax1.set_xticks(x, [p[0] for p in parts], fontsize=8)
+    ax1.set_ylabel("MiB per container")
+    ax1.set_title("Memory per container")
+    ax1.legend(fontsize=8)
+    samples = [s for s in density.get("samples", []) if isinstance(s, Mapping)]
+    if samples:
+        ax2.plot(
+            [s["sessions"] for s in samples],
+            [s["mem_available_mib"] / 1024 for s in samples],
+            marker=".",
+            label="host MemAvailable (GiB)",
+        )
+        ax2.plot(
+            [s["sessions"] for s in samples],
+            [(s["cgroup_usage_mib_total"] + s["shim_rss_mib_total"]) / 1024 for s in samples],
+            marker=".",
+            label="containers + shims (GiB)",
+        )
+        ax2.set_xlabel("idle sessions held")
+        ax2.set_ylabel("GiB")
+        ax2.set_title("Host memory against sessions held")
+        ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_churn(churn: Mapping[str, Any], path: Path) -> bool:
+    """The daemon's RSS, fds and threads over a churn run."""
+    samples = churn.get("daemon", {}).get("samples") if isinstance(churn, Mapping) else None
+    if not samples:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    t = [s["t_s"] for s in samples]
+    ax.plot(t, [s["rss_mib"] for s in samples], color="#4c72b0", label="RSS (MiB)")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("RSS MiB", color="#4c72b0")
+    ax.set_ylim(bottom=0)
+    ax2 = ax.twinx()
+    ax2.plot(t, [s["fds"] for s in samples], color="#dd8452", label="open fds")
+    ax2.plot(t, [s["threads"] for s in samples], color="#55a868", label="threads")
+    ax2.set_ylabel("fds / threads")
+    ax2.set_ylim(bottom=0)
+    ax2.legend(fontsize=8, loc="lower right")
+    sc = churn.get("scenario", {})
+    ax.set_title(
+        f"Daemon over a {churn.get('elapsed_s', 0):.0f} s churn ({sc.get('concurrency')} clients, "
+        f"{churn.get('sessions_done')} sessions)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def churn_lines(churn: Mapping[str, Any]) -> list[str]:
+    d = churn.get("daemon", {})
+    s = churn.get("snippet", {})
+    if not d.get("samples"):
+        return []
+    return [
+        "",
+        "## Churn (`corrald bench load --duration`)",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| duration | {churn.get('elapsed_s')} s |",
+        f"| sessions opened and closed | {churn.get('sessions_done')} ({churn.get('sessions_per_s')}/s) |",
+        f"| snippets, p50 / p99 ms | {churn.get('snippets')}, {s.get('p50_ms')} / {s.get('p99_ms')} |",
+        f"| errors | {churn.get('errors')} |",
+        f"| daemon RSS start / end / max MiB | {d['rss_mib_start']} / {d['rss_mib_end']} / {d['rss_mib_max']} |",
+        f"| RSS growth over the second half MiB | {d['rss_mib_second_half_growth']} |",
+        f"| daemon fds start / end / max | {d['fds_start']} / {d['fds_end']} / {d['fds_max']} |",
+        f"| fd growth over the second half | {d['fds_second_half_growth']} |",
+        f"| load average before / after | {churn.get('load_before')} / {churn.get('load_after')} |",
+    ]
+
+
 # -- the Markdown ------------------------------------------------------------------------------
 
 
@@ -334,6 +483,7 @@ def render(
     plots: Mapping[str, str],
     meta: Mapping[str, Any],
     sweep: Mapping[str, Any] | None = None,
+    churn: Mapping[str, Any] | None = None,
 ) -> str:
     ok = {n: r["results"] for n, r in runs.items() if r.get("status") == "ok"}
     lines = [
@@ -385,6 +535,8 @@ def render(
             "|---:|---:|",
         ]
         lines += [f"| {p['clients']} | {p['per_s']:.2f} |" for p in sweep["points"]]
+    if churn:
+        lines += churn_lines(churn)
     if plots:
         lines += ["", "## Plots", ""]
         for title, file in plots.items():
@@ -396,7 +548,10 @@ def render(
 
 
 def write_report(
-    runs: Mapping[str, Mapping[str, Any]], out: Path, sweep: Mapping[str, Any] | None = None
+    runs: Mapping[str, Mapping[str, Any]],
+    out: Path,
+    sweep: Mapping[str, Any] | None = None,
+    churn: Mapping[str, Any] | None = None,
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ok = {n: r["results"] for n, r in runs.items() if r.get("status") == "ok"}
@@ -409,6 +564,12 @@ def write_report(
         plots["Throughput against concurrency"] = "throughput.png"
     if plot_interpreter(interpreter_series(ok.get("interpreter", {})), out / "interpreter.png"):
         plots["Interpreter per snippet"] = "interpreter.png"
+    if plot_load_latency(ok.get("load", {}), out / "load_latency.png"):
+        plots["Snippet latency at 1, 16 and 64 sessions"] = "load_latency.png"
+    if plot_density(ok.get("density", {}), out / "density.png"):
+        plots["Memory per session"] = "density.png"
+    if churn and plot_churn(churn, out / "churn.png"):
+        plots["Daemon RSS and fds over time (churn)"] = "churn.png"
     if sweep:
         runs = {**runs, "concurrency sweep": {"status": "ok", "results": {}}}
     meta = {
@@ -418,7 +579,7 @@ def write_report(
         "python": platform.python_version(),
     }
     path = out / "REPORT.md"
-    path.write_text(render(runs, plots, meta, sweep), encoding="utf-8")
+    path.write_text(render(runs, plots, meta, sweep, churn), encoding="utf-8")
     return path
 
 
@@ -464,7 +625,9 @@ def main(argv: list[str] | None = None) -> int:
             saved_sweep.write_text(json.dumps(sweep, indent=2) + "\n")
         except Exception as exc:  # the sweep is optional: report, keep the rest
             print(f"concurrency sweep failed: {exc}", flush=True)
-    path = write_report(runs, args.out, sweep)
+    churn_path = args.out / "churn.json"  # written by `corrald bench load --duration ... --json`
+    churn = json.loads(churn_path.read_text()) if churn_path.exists() else None
+    path = write_report(runs, args.out, sweep, churn)
     print(f"wrote {path}")
     return 0 if all(r["status"] != "failed" for r in runs.values()) else 1
 

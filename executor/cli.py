@@ -20,6 +20,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "executor.fuzz.cli",  # fuzz
     "executor.local",  # run (in-process snippet run, no Docker)
     "executor.fleet",  # fleet nginx-config (many daemons behind a proxy)
+    "executor.bench.load",  # bench load (load scenarios against a daemon)
 )
 
 

@@ -7,6 +7,11 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Stream(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STREAM_STDOUT: _ClassVar[Stream]
+    STREAM_STDERR: _ClassVar[Stream]
+
 class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VERDICT_UNSPECIFIED: _ClassVar[Verdict]
@@ -21,6 +26,8 @@ class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERDICT_SANDBOX_LOST: _ClassVar[Verdict]
     VERDICT_INTERNAL: _ClassVar[Verdict]
     VERDICT_INTERRUPTED: _ClassVar[Verdict]
+STREAM_STDOUT: Stream
+STREAM_STDERR: Stream
 VERDICT_UNSPECIFIED: Verdict
 VERDICT_OK: Verdict
 VERDICT_ERROR: Verdict
@@ -35,7 +42,7 @@ VERDICT_INTERNAL: Verdict
 VERDICT_INTERRUPTED: Verdict
 
 class Limits(_message.Message):
-    __slots__ = ("wall_time_ms", "cpu_time_ms", "memory_bytes", "pids", "output_bytes", "workspace_bytes", "idle_timeout_s", "lifetime_s", "code_bytes", "cpu_millis", "tool_timeout_ms", "max_checkpoints", "tool_time_budget_ms")
+    __slots__ = ("wall_time_ms", "cpu_time_ms", "memory_bytes", "pids", "output_bytes", "workspace_bytes", "idle_timeout_s", "lifetime_s", "code_bytes", "cpu_millis", "tool_timeout_ms", "max_checkpoints", "tool_time_budget_ms", "max_artifact_bytes", "max_artifacts")
     WALL_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     CPU_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +56,8 @@ class Limits(_message.Message):
     TOOL_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
     TOOL_TIME_BUDGET_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ARTIFACT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     wall_time_ms: int
     cpu_time_ms: int
     memory_bytes: int
@@ -62,7 +71,9 @@ class Limits(_message.Message):
     tool_timeout_ms: int
     max_checkpoints: int
     tool_time_budget_ms: int
-    def __init__(self, wall_time_ms: _Optional[int] = ..., cpu_time_ms: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ..., output_bytes: _Optional[int] = ..., workspace_bytes: _Optional[int] = ..., idle_timeout_s: _Optional[int] = ..., lifetime_s: _Optional[int] = ..., code_bytes: _Optional[int] = ..., cpu_millis: _Optional[int] = ..., tool_timeout_ms: _Optional[int] = ..., max_checkpoints: _Optional[int] = ..., tool_time_budget_ms: _Optional[int] = ...) -> None: ...
+    max_artifact_bytes: int
+    max_artifacts: int
+    def __init__(self, wall_time_ms: _Optional[int] = ..., cpu_time_ms: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., pids: _Optional[int] = ..., output_bytes: _Optional[int] = ..., workspace_bytes: _Optional[int] = ..., idle_timeout_s: _Optional[int] = ..., lifetime_s: _Optional[int] = ..., code_bytes: _Optional[int] = ..., cpu_millis: _Optional[int] = ..., tool_timeout_ms: _Optional[int] = ..., max_checkpoints: _Optional[int] = ..., tool_time_budget_ms: _Optional[int] = ..., max_artifact_bytes: _Optional[int] = ..., max_artifacts: _Optional[int] = ...) -> None: ...
 
 class ToolSpec(_message.Message):
     __slots__ = ("name", "description", "inputs_json", "output_type")
@@ -140,10 +151,40 @@ class ExecuteRequest(_message.Message):
     def __init__(self, start: _Optional[_Union[ExecuteStart, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResult, _Mapping]] = ...) -> None: ...
 
 class OutputChunk(_message.Message):
-    __slots__ = ("text",)
+    __slots__ = ("text", "stream")
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
     text: str
-    def __init__(self, text: _Optional[str] = ...) -> None: ...
+    stream: Stream
+    def __init__(self, text: _Optional[str] = ..., stream: _Optional[_Union[Stream, str]] = ...) -> None: ...
+
+class Artifact(_message.Message):
+    __slots__ = ("name", "mime_type", "data", "width", "height", "metadata_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    mime_type: str
+    data: bytes
+    width: int
+    height: int
+    metadata_json: str
+    def __init__(self, name: _Optional[str] = ..., mime_type: _Optional[str] = ..., data: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., metadata_json: _Optional[str] = ...) -> None: ...
+
+class TraceFrame(_message.Message):
+    __slots__ = ("snippet", "line", "function", "source_line")
+    SNIPPET_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LINE_FIELD_NUMBER: _ClassVar[int]
+    snippet: int
+    line: int
+    function: str
+    source_line: str
+    def __init__(self, snippet: _Optional[int] = ..., line: _Optional[int] = ..., function: _Optional[str] = ..., source_line: _Optional[str] = ...) -> None: ...
 
 class ToolCall(_message.Message):
     __slots__ = ("call_id", "name", "args_json", "kwargs_json")
@@ -170,16 +211,20 @@ class Value(_message.Message):
     def __init__(self, type: _Optional[str] = ..., repr: _Optional[str] = ..., json: _Optional[str] = ..., has_json: _Optional[bool] = ...) -> None: ...
 
 class ErrorInfo(_message.Message):
-    __slots__ = ("type", "message", "line", "source_line")
+    __slots__ = ("type", "message", "line", "source_line", "frames", "traceback")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     LINE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LINE_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
     type: str
     message: str
     line: int
     source_line: str
-    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., line: _Optional[int] = ..., source_line: _Optional[str] = ...) -> None: ...
+    frames: _containers.RepeatedCompositeFieldContainer[TraceFrame]
+    traceback: str
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., line: _Optional[int] = ..., source_line: _Optional[str] = ..., frames: _Optional[_Iterable[_Union[TraceFrame, _Mapping]]] = ..., traceback: _Optional[str] = ...) -> None: ...
 
 class Variable(_message.Message):
     __slots__ = ("name", "type", "repr", "json", "has_json")
@@ -208,7 +253,7 @@ class Usage(_message.Message):
     def __init__(self, wall_ms: _Optional[int] = ..., cpu_ms: _Optional[int] = ..., peak_memory_bytes: _Optional[int] = ..., output_bytes: _Optional[int] = ...) -> None: ...
 
 class ExecuteResult(_message.Message):
-    __slots__ = ("verdict", "stdout", "value", "is_final_answer", "final_answer", "error", "state", "truncated", "usage", "session_lost")
+    __slots__ = ("verdict", "stdout", "value", "is_final_answer", "final_answer", "error", "state", "truncated", "usage", "session_lost", "stderr", "artifacts")
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     STDOUT_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +264,8 @@ class ExecuteResult(_message.Message):
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     SESSION_LOST_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     verdict: Verdict
     stdout: str
     value: Value
@@ -229,17 +276,21 @@ class ExecuteResult(_message.Message):
     truncated: bool
     usage: Usage
     session_lost: bool
-    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., stdout: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., is_final_answer: _Optional[bool] = ..., final_answer: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., state: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., truncated: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., session_lost: _Optional[bool] = ...) -> None: ...
+    stderr: str
+    artifacts: _containers.RepeatedCompositeFieldContainer[Artifact]
+    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., stdout: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., is_final_answer: _Optional[bool] = ..., final_answer: _Optional[_Union[Value, _Mapping]] = ..., error: _Optional[_Union[ErrorInfo, _Mapping]] = ..., state: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., truncated: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., session_lost: _Optional[bool] = ..., stderr: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("output", "tool_call", "result")
+    __slots__ = ("output", "tool_call", "result", "artifact")
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALL_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_FIELD_NUMBER: _ClassVar[int]
     output: OutputChunk
     tool_call: ToolCall
     result: ExecuteResult
-    def __init__(self, output: _Optional[_Union[OutputChunk, _Mapping]] = ..., tool_call: _Optional[_Union[ToolCall, _Mapping]] = ..., result: _Optional[_Union[ExecuteResult, _Mapping]] = ...) -> None: ...
+    artifact: Artifact
+    def __init__(self, output: _Optional[_Union[OutputChunk, _Mapping]] = ..., tool_call: _Optional[_Union[ToolCall, _Mapping]] = ..., result: _Optional[_Union[ExecuteResult, _Mapping]] = ..., artifact: _Optional[_Union[Artifact, _Mapping]] = ...) -> None: ...
 
 class SetVariablesRequest(_message.Message):
     __slots__ = ("session_id", "variables_json")

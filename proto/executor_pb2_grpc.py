@@ -139,6 +139,11 @@ class ExecutorStub:
                 request_serializer=proto_dot_executor__pb2.DownloadFileRequest.SerializeToString,
                 response_deserializer=proto_dot_executor__pb2.FileChunk.FromString,
                 _registered_method=True)
+        self.Run = channel.unary_unary(
+                '/corral.v1.Executor/Run',
+                request_serializer=proto_dot_executor__pb2.ExecuteStart.SerializeToString,
+                response_deserializer=proto_dot_executor__pb2.ExecuteResult.FromString,
+                _registered_method=True)
 
 
 class ExecutorServicer:
@@ -309,6 +314,16 @@ class ExecutorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Run(self, request, context):
+        """One snippet as a single request and response, for sessions opened without
+        tools: the same run as Execute (limits, interrupt, verdicts), its output
+        only in ExecuteResult.stdout. A session with tools gets FAILED_PRECONDITION
+        (its tool calls need Execute's stream). Cheaper than a stream per snippet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -416,6 +431,11 @@ def add_ExecutorServicer_to_server(servicer, server):
                     servicer.DownloadFileStream,
                     request_deserializer=proto_dot_executor__pb2.DownloadFileRequest.FromString,
                     response_serializer=proto_dot_executor__pb2.FileChunk.SerializeToString,
+            ),
+            'Run': grpc.unary_unary_rpc_method_handler(
+                    servicer.Run,
+                    request_deserializer=proto_dot_executor__pb2.ExecuteStart.FromString,
+                    response_serializer=proto_dot_executor__pb2.ExecuteResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -985,6 +1005,33 @@ class Executor:
             '/corral.v1.Executor/DownloadFileStream',
             proto_dot_executor__pb2.DownloadFileRequest.SerializeToString,
             proto_dot_executor__pb2.FileChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Run(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/corral.v1.Executor/Run',
+            proto_dot_executor__pb2.ExecuteStart.SerializeToString,
+            proto_dot_executor__pb2.ExecuteResult.FromString,
             options,
             channel_credentials,
             insecure,

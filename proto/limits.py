@@ -31,6 +31,8 @@ class SessionLimits:
     # Total tool time per snippet not charged to its wall clock, milliseconds; past it
     # the snippet ends in TIMEOUT and the session is lost (daemon side, not sent to the runner).
     tool_time_budget_ms: int = 600_000
+    max_artifact_bytes: int = 8 * MiB  # largest figure/image returned, bytes (encoded)
+    max_artifacts: int = 16  # figures/images returned per snippet
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -55,6 +57,8 @@ class SessionLimits:
             "tool_timeout_ms": self.tool_timeout_ms,
             "max_checkpoints": self.max_checkpoints,
             "pids": self.pids,
+            "max_artifact_bytes": self.max_artifact_bytes,
+            "max_artifacts": self.max_artifacts,
         }
 
 
@@ -91,7 +95,12 @@ LIMIT_MINIMUMS: dict[str, int] = {
     "tool_timeout_ms": 100,
     "max_checkpoints": 1,  # 0 asks for the default; a session always may hold one
     "tool_time_budget_ms": 100,
+    "max_artifact_bytes": 1024,  # a small PNG; 0 asks for the default
+    "max_artifacts": 1,
 }
+# Largest max_artifact_bytes any server allows: an artifact crosses the container
+# channel base64-encoded in one 16 MiB frame (proto/frames.py DEFAULT_MAX_FRAME).
+MAX_ARTIFACT_BYTES_CEILING = 12 * MiB
 assert set(LIMIT_MINIMUMS) == set(LIMIT_FIELDS), "every limit declares its minimum"
 
 
@@ -156,6 +165,8 @@ def limit_unit(name: str) -> str:
         return "thousandths of a CPU"
     if name == "max_checkpoints":
         return "checkpoints"
+    if name == "max_artifacts":
+        return "artifacts"
     for suffix, unit in (("_ms", "ms"), ("_bytes", "bytes"), ("_s", "s")):
         if name.endswith(suffix):
             return unit

@@ -9,6 +9,8 @@ imports it without the interpreter, and it is copied into the sandbox image.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -38,17 +40,69 @@ class Verdict(enum.StrEnum):
 
 
 @dataclass
+class TraceFrame:
+    """One snippet frame of a traceback (interpreter and runner frames are never shown)."""
+
+    snippet: int  # which snippet of the session defined the code (1 = the first)
+    line: int  # 1-based line in that snippet
+    function: str  # "<module>" for the snippet's top level
+    source_line: str | None = None  # that line's text, stripped, when still known
+
+
+@dataclass
 class ErrorInfo:
     """What went wrong, in the snippet's own terms (never interpreter frames)."""
 
     type: str  # exception type name, e.g. "ZeroDivisionError"
     message: str
-    line: int | None = None  # 1-based line in the snippet, when known
+    line: int | None = None  # 1-based line of the innermost snippet frame, when known
     source_line: str | None = None  # that line's text, stripped
+    frames: list[TraceFrame] = field(default_factory=list)  # outermost first
+    traceback: str = ""  # the frames and the error, formatted like Python's
 
     def __str__(self) -> str:
-        where = f" (line {self.line}: {self.source_line})" if self.line else ""
+        where = ""
+        if self.line:
+            where = (
+                f" (line {self.line}: {self.source_line})"
+                if self.source_line
+                else (f" (line {self.line})")
+            )
         return f"{self.type}: {self.message}{where}"
+
+
+def format_traceback(frames: list[TraceFrame], type_: str, message: str) -> str:
+    """Python-style text for snippet frames and the error they led to."""
+    lines = ["Traceback (most recent call last):"] if frames else []
+    for f in frames:
+        lines.append(f"  Snippet {f.snippet}, line {f.line}, in {f.function}")
+        if f.source_line:
+            lines.append(f"    {f.source_line}")
+    lines.append(f"{type_}: {message}" if message else type_)
+    return "\n".join(lines)
+
+
+@dataclass
+class Artifact:
+    """A figure, image or table a snippet produced, as bytes with a declared type.
+
+    The sandbox makes artifacts, so nothing about one is trusted until the
+    daemon has checked its size and that its bytes match `mime_type`.
+    """
+
+    name: str  # "figure-1", "image-2", ...
+    mime_type: str  # "image/png", "image/svg+xml", "image/jpeg", ...
+    data: bytes
+    metadata: dict[str, Any] = field(default_factory=dict)  # width, height (pixels), ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (the bytes as base64), for frames."""
+        return {
+            "name": self.name,
+            "mime_type": self.mime_type,
+            "data_b64": base64.b64encode(self.data).decode("ascii"),
+            "metadata": dict(self.metadata),
+        }
 
 
 @dataclass
@@ -84,6 +138,8 @@ class Result:
     error: ErrorInfo | None = None
     state: list[Variable] = field(default_factory=list)
     truncated: bool = False  # printed output was cut at Limits.output_bytes
+    stderr: str = ""  # what the snippet (and warnings) wrote to sys.stderr, capped
+    artifacts: list[Artifact] = field(default_factory=list)  # figures, images, in order
 
     @property
     def ok(self) -> bool:
@@ -91,8 +147,10 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (the body of the runner's result frame)."""
-        d = asdict(self)
+        artifacts = self.artifacts
+        d = asdict(dataclasses.replace(self, artifacts=[]))
         d["verdict"] = str(self.verdict)
+        d["artifacts"] = [a.to_dict() for a in artifacts]
         return d
 
     @classmethod
@@ -108,7 +166,22 @@ class Result:
             value=val(d.get("value")),
             is_final_answer=bool(d.get("is_final_answer", False)),
             final_answer=val(d.get("final_answer")),
-            error=ErrorInfo(**d["error"]) if d.get("error") else None,
+            error=_error(d["error"]) if d.get("error") else None,
             state=[Variable(**v) for v in d.get("state", [])],
             truncated=bool(d.get("truncated", False)),
+            stderr=d.get("stderr", ""),
+            artifacts=[
+                Artifact(
+                    a["name"],
+                    a["mime_type"],
+                    base64.b64decode(a["data_b64"]),
+                    a.get("metadata", {}),
+                )
+                for a in d.get("artifacts", [])
+            ],
         )
+
+
+def _error(d: dict[str, Any]) -> ErrorInfo:
+    fields = {k: v for k, v in d.items() if k != "frames"}
+    return ErrorInfo(**fields, frames=[TraceFrame(**f) for f in d.get("frames", [])])

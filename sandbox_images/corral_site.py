@@ -20,3 +20,29 @@ def _cpu_count() -> "int | None":
 
 
 os.cpu_count = _cpu_count
+
+
+# matplotlib's font cache is built at image build time into /opt/corral-mpl, but
+# the root filesystem is read-only and matplotlib wants a writable MPLCONFIGDIR
+# (else it warns and makes a temporary one, rescanning the fonts). The image sets
+# MPLCONFIGDIR=/tmp/matplotlib (a tmpfs at run time); seed it with the cache.
+_MPL_SEED = "/opt/corral-mpl"
+
+
+def _seed_matplotlib_cache() -> None:
+    target = os.environ.get("MPLCONFIGDIR")
+    if not target or not os.path.isdir(_MPL_SEED) or os.path.isdir(target):
+        return
+    try:
+        os.makedirs(target, mode=0o700)
+        for name in os.listdir(_MPL_SEED):
+            if name.endswith(".json"):
+                with open(os.path.join(_MPL_SEED, name), "rb") as src:
+                    data = src.read()
+                with open(os.path.join(target, name), "wb") as dst:
+                    dst.write(data)
+    except OSError:
+        pass  # no writable /tmp: matplotlib falls back (with a warning) on its own
+
+
+_seed_matplotlib_cache()

@@ -130,12 +130,20 @@ def format_result(result: Result) -> str:
         parts.append("output:\n" + out.rstrip("\n"))
     if result.truncated:
         parts.append("[the sandbox truncated the output: print less]")
+    if result.stderr:
+        err = result.stderr
+        if len(err) > MAX_TEXT_CHARS:
+            err = err[:MAX_TEXT_CHARS] + "\n[... stderr cut]"
+        parts.append("stderr:\n" + err.rstrip("\n"))
     if result.is_final_answer and result.final_answer is not None:
         parts.append("final answer: " + result.final_answer.repr)
     elif result.value is not None and result.value.type != "NoneType":
         parts.append("value: " + result.value.repr)
     if result.error is not None:
-        parts.append(f"error: {result.error}")
+        if len(result.error.frames) > 1 and result.error.traceback:
+            parts.append("error:\n" + result.error.traceback)
+        else:
+            parts.append(f"error: {result.error}")
     if result.session_lost:
         parts.append("the sandbox was lost: variables are gone; the next call starts afresh")
     return "\n".join(parts)

@@ -18,6 +18,14 @@ Because a session's tools are fixed when it opens, the session opens lazily
 at the first code action, and reopens (losing state) if a later run sends a
 different set of tools.
 
+Figures and images: a code action's figures (plt.show(), figures left open,
+display(image)) come back as artifacts. The model sees them the way
+smolagents shows images to vision models, as the step's
+`observations_images` (PIL images), set by the step callback
+`executor.attach_images` (CorralCodeAgent registers it; add it to a plain
+CodeAgent's `step_callbacks`). A snippet whose value or final answer is an
+image returns it as smolagents' `AgentImage`, as its own executors do.
+
 Authorized imports: smolagents tells the model which modules it may import
 (the agent's `additional_authorized_imports`), so the sandbox must allow the
 same ones. Leave the executor's `additional_authorized_imports` unset and it
@@ -33,13 +41,15 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from smolagents.agent_types import AgentImage
 from smolagents.agents import CodeAgent
 from smolagents.local_python_executor import CodeOutput, InterpreterError, PythonExecutor
+from smolagents.memory import ActionStep
 
-from agent.agents import describe_failure
+from agent.agents import IMAGE_VALUE_TYPES, describe_failure, select_images
 from agent.client import Client, Session
 from agent.errors import ToolError
-from agent.results import python_value
+from agent.results import Artifact, Result, python_value
 from agent.tools import TYPES, Tool
 from proto.limits import SessionLimits
 
@@ -101,6 +111,8 @@ class CorralExecutor(PythonExecutor):
         additional_authorized_imports: Iterable[str] | None = None,
         limits: Mapping[str, int] | SessionLimits | None = None,
         labels: Mapping[str, str] | None = None,
+        max_observation_images: int = 4,
+        max_observation_image_bytes: int = 4 << 20,
     ) -> None:
         self._owns_client = client is None
         self.client = client if client is not None else Client(target, token=token)
@@ -117,6 +129,10 @@ class CorralExecutor(PythonExecutor):
         self._session_imports: list[str] = []
         # smolagents reads state["_print_outputs"] for the logs of a failed step.
         self.state: dict[str, Any] = {"_print_outputs": ""}
+        # The images of the last code action, for `attach_images` (per-step budget).
+        self.max_observation_images = max_observation_images
+        self.max_observation_image_bytes = max_observation_image_bytes
+        self.last_images: list[Artifact] = []
 
     # -- PythonExecutor interface --------------------------------------
 
@@ -160,17 +176,40 @@ class CorralExecutor(PythonExecutor):
     def __call__(self, code_action: str) -> CodeOutput:
         session = self._ensure_session()
         result = session.run(code_action)
-        self.state["_print_outputs"] = result.stdout
+        logs = result.stdout + (f"\n[stderr]\n{result.stderr}" if result.stderr else "")
+        self.state["_print_outputs"] = logs
+        self.last_images, note = select_images(
+            result, self.max_observation_images, self.max_observation_image_bytes
+        )
+        logs += note
         if result.session_lost:
             self.session = None  # next action gets a fresh sandbox
         if result.is_final_answer:
-            return CodeOutput(output=result.answer, logs=result.stdout, is_final_answer=True)
+            answer = _image_output(result, result.final_answer)
+            output = answer if answer is not None else result.answer
+            return CodeOutput(output=output, logs=logs, is_final_answer=True)
         if not result.ok:
             # smolagents turns this into an AgentExecutionError and shows it to the model.
             raise InterpreterError(describe_failure(result))
+        image = _image_output(result, result.value)
         return CodeOutput(
-            output=python_value(result.value), logs=result.stdout, is_final_answer=False
+            output=image if image is not None else python_value(result.value),
+            logs=logs,
+            is_final_answer=False,
         )
+
+    def attach_images(self, memory_step: Any, **_: Any) -> None:
+        """Step callback: the last action's images become the step's observations_images.
+
+        smolagents puts a step's `observations_images` into the next model
+        call as image content (what vision models read). Registered by
+        CorralCodeAgent; add it to a plain CodeAgent's `step_callbacks`.
+        """
+        if not isinstance(memory_step, ActionStep) or not self.last_images:
+            return
+        images, self.last_images = self.last_images, []
+        pil = [image.to_pil() for image in images]
+        memory_step.observations_images = (memory_step.observations_images or []) + pil
 
     # -- checkpoints (issue #11) -------------------------------------------
 
@@ -231,6 +270,16 @@ class CorralExecutor(PythonExecutor):
         self.cleanup()
 
 
+def _image_output(result: Result, value: Any) -> AgentImage | None:
+    """The value's image as an AgentImage when the value was one (its artifact came last)."""
+    if value is None or value.type not in IMAGE_VALUE_TYPES or not result.artifacts:
+        return None
+    last = result.artifacts[-1]
+    if not isinstance(last, Artifact) or last.mime_type == "image/svg+xml":
+        return None
+    return AgentImage(last.to_pil())
+
+
 class CorralCodeAgent(CodeAgent):  # type: ignore[misc]
     """smolagents' CodeAgent whose code actions run in Corral.
 
@@ -255,6 +304,7 @@ class CorralCodeAgent(CodeAgent):  # type: ignore[misc]
             raise
         super().__init__(*args, executor=corral, **kwargs)
         corral.bind_agent(self)
+        self.step_callbacks.register(ActionStep, corral.attach_images)
 
 
 class _ImportsOf:

@@ -29,7 +29,15 @@ from executor.sandbox.driver import (
     init_frame,
     send_timeout_error,
 )
-from executor.sandbox.events import Answer, Event, ExecuteResult, Output, Ready, ToolCall
+from executor.sandbox.events import (
+    Answer,
+    Artifact,
+    Event,
+    ExecuteResult,
+    Output,
+    Ready,
+    ToolCall,
+)
 from executor.sandbox.protocol import DEFAULT_TOOL_TIME_BUDGET_S, ChannelProtocol
 from proto.limits import SessionLimits
 
@@ -172,13 +180,26 @@ class AsyncSandbox:
         on_output: Callable[[str], None],
         on_tool_call: ToolHandler,
         tool_time_budget: float = DEFAULT_TOOL_TIME_BUDGET_S,
+        on_stderr: Callable[[str], None] | None = None,
+        on_artifact: Callable[[Artifact], None] | None = None,
     ) -> ExecuteResult:
-        """`Sandbox.execute` on the loop. Time inside `on_tool_call` is not charged."""
+        """`Sandbox.execute` on the loop. Time inside `on_tool_call` is not charged.
+
+        stderr chunks go to `on_stderr` and checked artifacts to `on_artifact`
+        as they come (dropped when not given: the result holds the stderr).
+        """
         channel = self.channel
         await self._write(channel.execute(code, timeout=timeout, tool_time_budget=tool_time_budget))
         while not isinstance(event := await self._next_event(), ExecuteResult):
             if isinstance(event, Output):
-                on_output(event.data)
+                if event.stream == "stderr":
+                    if on_stderr is not None:
+                        on_stderr(event.data)
+                else:
+                    on_output(event.data)
+            elif isinstance(event, Artifact):
+                if on_artifact is not None:
+                    on_artifact(event)
             elif isinstance(event, ToolCall):
                 reply = event.refusal if event.refusal is not None else await on_tool_call(event)
                 await self._write(channel.answer_tool_call(event.call_id, reply))

@@ -29,7 +29,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     logs.configure(cfg.log_level, cfg.log_format)
     if cfg.self_check:
-        checks, image = doctor.run_checks(image=cfg.image, limits=cfg.default_limits)
+        checks, image = doctor.run_checks(
+            image=cfg.image, limits=cfg.default_limits, runtime=cfg.runtime
+        )
         if not doctor.all_ok(checks):
             print(doctor.format_table(checks), file=sys.stderr)
             print(
@@ -37,8 +39,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 3
-        log.info("self-check passed", extra={"image": image})
-        cfg = cfg.replace(image=image)
+        runtime = doctor.resolved_runtime(checks)
+        log.info("self-check passed", extra={"image": image, "runtime": runtime})
+        cfg = cfg.replace(image=image, runtime=runtime)
     from executor.daemon.server import serve
 
     try:
@@ -52,7 +55,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     cfg = _load(args)
     if cfg is None:
         return 2
-    checks, _ = doctor.run_checks(image=cfg.image, limits=cfg.default_limits)
+    checks, _ = doctor.run_checks(image=cfg.image, limits=cfg.default_limits, runtime=cfg.runtime)
     checks += doctor.running_daemon_checks(cfg.metrics_address)
     print(doctor.format_table(checks))
     return 0 if doctor.all_ok(checks) else 1

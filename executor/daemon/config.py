@@ -35,6 +35,7 @@ from proto.frames import DEFAULT_MAX_FRAME
 from proto.limits import (
     LIMIT_FIELDS,
     LIMIT_MINIMUMS,
+    MAX_ARTIFACT_BYTES_CEILING,
     WORKSPACE_MEMORY_HEADROOM,
     MiB,
     SessionLimits,
@@ -60,6 +61,8 @@ DEFAULT_MAX_LIMITS = SessionLimits(
     cpu_millis=2000,
     tool_timeout_ms=300_000,
     max_checkpoints=64,
+    max_artifact_bytes=12 * MiB,  # MAX_ARTIFACT_BYTES_CEILING: one frame, base64
+    max_artifacts=256,
 )
 
 # Meaning of each session limit, for the default_<name> / max_<name> keys (the
@@ -80,6 +83,8 @@ LIMIT_HELP: dict[str, str] = {
     "max_checkpoints": "checkpoints a session may hold at once (each a stopped process)",
     "tool_time_budget_ms": "tool time per snippet not charged to its wall clock (then "
     "TIMEOUT, session lost)",
+    "max_artifact_bytes": "largest figure or image a snippet returns (encoded)",
+    "max_artifacts": "figures and images returned per snippet",
 }
 assert set(LIMIT_HELP) == set(LIMIT_FIELDS), "every limit key is documented"
 
@@ -231,6 +236,11 @@ class DaemonConfig:
     )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR", metavar="LEVEL")
     log_format: str = setting("keyvalue", "log line format: keyvalue or json", metavar="FORMAT")
+    runtime: str = setting(
+        "auto",
+        "container runtime: auto (runsc when registered, else runc), runc, or runsc (gVisor)",
+        metavar="RUNTIME",
+    )
     self_check: bool = setting(
         True,
         "`serve` first runs the doctor's container confinement check and refuses to "
@@ -530,6 +540,13 @@ def validate(cfg: DaemonConfig) -> None:
             problems.append(
                 f"default_{n}={d} is below the minimum of {LIMIT_MINIMUMS[n]} {limit_unit(n)}"
             )
+    if cfg.max_limits.max_artifact_bytes > MAX_ARTIFACT_BYTES_CEILING:
+        problems.append(
+            f"max_max_artifact_bytes={cfg.max_limits.max_artifact_bytes} does not fit a "
+            f"container frame once base64-encoded; use at most {MAX_ARTIFACT_BYTES_CEILING}"
+        )
+    # Artifacts travel daemon -> client: bounded by the send cap (a container frame,
+    # server_options), not by max_message_bytes, which caps what the daemon receives.
     # A file crosses the container channel base64-encoded inside one frame.
     if cfg.max_file_bytes * 4 // 3 + 4096 > DEFAULT_MAX_FRAME:
         problems.append(
@@ -581,8 +598,23 @@ def validate(cfg: DaemonConfig) -> None:
             "127.0.0.1:PORT (scrape through a proxy), 0 to turn it off, or "
             "allow_insecure_remote=true"
         )
+    problems.extend(_runtime_problems(cfg))
     if problems:
         raise ConfigError("invalid daemon config: " + "; ".join(problems))
+
+
+def _runtime_problems(cfg: DaemonConfig) -> list[str]:
+    from executor.sandbox.runtimes import RUNSC, RUNTIME_SETTINGS, RuntimeSetupError, check_limits
+
+    if cfg.runtime not in RUNTIME_SETTINGS:
+        return [f"runtime={cfg.runtime!r}: use one of {', '.join(RUNTIME_SETTINGS)}"]
+    if cfg.runtime != RUNSC:
+        return []  # under auto the engine decides; the daemon checks again at start
+    try:
+        check_limits(RUNSC, cfg.default_limits.pids)
+    except RuntimeSetupError as exc:
+        return [str(exc)]
+    return []
 
 
 def _is_local_metrics(address: str) -> bool:

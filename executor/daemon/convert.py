@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from executor.sandbox.events import ExecuteResult
+from executor.sandbox.events import Artifact, ExecuteResult
 from proto import executor_pb2 as pb
 from proto.limits import LIMIT_FIELDS, SessionLimits
 from proto.results import Value, Variable
@@ -48,6 +48,7 @@ def execute_result(done: ExecuteResult) -> pb.ExecuteResult:
     msg = pb.ExecuteResult(
         verdict=f"VERDICT_{r.verdict.value}",
         stdout=r.stdout,
+        stderr=r.stderr,
         is_final_answer=r.is_final_answer,
         truncated=r.truncated,
         state=variables(r.state),
@@ -68,9 +69,34 @@ def execute_result(done: ExecuteResult) -> pb.ExecuteResult:
                 message=r.error.message,
                 line=r.error.line or 0,
                 source_line=r.error.source_line or "",
+                frames=[
+                    pb.TraceFrame(
+                        snippet=f.snippet,
+                        line=f.line,
+                        function=f.function,
+                        source_line=f.source_line or "",
+                    )
+                    for f in r.error.frames
+                ],
+                traceback=r.error.traceback,
             )
         )
     return msg
+
+
+def artifact(event: Artifact) -> pb.Artifact:
+    """A checked artifact (events.artifact verified size, type and bytes) as protobuf."""
+    a = event.artifact
+    meta = a.metadata
+    rest = {k: v for k, v in meta.items() if k not in ("width", "height")}
+    return pb.Artifact(
+        name=a.name,
+        mime_type=a.mime_type,
+        data=a.data,
+        width=int(meta.get("width", 0)),
+        height=int(meta.get("height", 0)),
+        metadata_json=json.dumps(rest, ensure_ascii=False) if rest else "",
+    )
 
 
 def lost_result(verdict: Any, message: str, stdout: str = "", wall_ms: int = 0) -> pb.ExecuteResult:

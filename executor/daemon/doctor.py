@@ -1,6 +1,7 @@
 """`corrald doctor`: is this host able to run Corral safely?
 
-The checks, in order (each needs the previous one): Docker is reachable; the
+The checks, in order (each needs the previous one): the interpreter layer's
+self-check (in-process: escapes refused, plain code runs); Docker is reachable; the
 sandbox image is present or can be built; and a test container, started with
 exactly the hardening the pool uses, is really confined. The last check runs
 raw CPython (interpreter off) inside the container and looks from the inside:
@@ -12,6 +13,12 @@ start when one fails.
 When a daemon is already running with the same config, the doctor also asks
 it (its metrics endpoint's `/healthz`) whether every background loop is up,
 and prints why not: that is where "health is NOT_SERVING" is explained.
+
+The runtime check resolves the `runtime` setting against the engine (runsc
+when registered under `auto`) and the probe container runs under it; the
+probe also reports the kernel it sees from inside, which under gVisor is
+gVisor's own (`uname -r` 4.4.0), not the host's. gVisor's /proc/self/status
+has no NoNewPrivs line, so the probe asks prctl(PR_GET_NO_NEW_PRIVS) directly.
 """
 
 from __future__ import annotations
@@ -28,13 +35,21 @@ from proto.limits import SessionLimits
 
 # Runs as raw CPython inside the hardened container; prints one JSON object.
 PROBE_CODE = r"""
-import json, os, socket
+import ctypes, json, os, socket
 r = {}
 with open('/proc/self/status') as f:
     for line in f:
         k, _, v = line.partition(':')
         if k in ('Seccomp', 'NoNewPrivs', 'CapEff'):
             r[k] = v.strip()
+if 'NoNewPrivs' not in r:  # gVisor's status has no such line
+    r['NoNewPrivs'] = str(ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))  # PR_GET_NO_NEW_PRIVS
+r['kernel'] = os.uname().release
+try:
+    with open('/proc/version') as f:
+        r['proc_version'] = f.read().strip()[:160]
+except OSError as e:
+    r['proc_version'] = e.strerror
 r['uid'] = os.getuid()
 r['root_ro'] = None
 with open('/proc/mounts') as f:
@@ -66,11 +81,24 @@ class Check:
     detail: str
 
 
-def confinement_checks(facts: dict[str, Any]) -> list[Check]:
-    """Judge what the probe saw from inside the container."""
+def confinement_checks(facts: dict[str, Any], runtime: str = "runc") -> list[Check]:
+    """Judge what the probe saw from inside the container (under `runtime`)."""
+    import platform
+
     ifaces = [i for i in facts.get("interfaces", []) if i != "lo"]
     cap = str(facts.get("CapEff", "?"))
+    kernel = str(facts.get("kernel", "?"))
+    host = platform.release()
+    if runtime == "runsc":
+        kernel_check = Check(
+            "sandbox kernel",
+            kernel != host,
+            f"{kernel} inside (gVisor), host {host}; {facts.get('proc_version', '')[:60]}",
+        )
+    else:
+        kernel_check = Check("sandbox kernel", True, f"{kernel} inside = the host's (runc)")
     return [
+        kernel_check,
         Check(
             "no network",
             not ifaces and facts.get("connect") != "connected",
@@ -92,15 +120,41 @@ def confinement_checks(facts: dict[str, Any]) -> list[Check]:
     ]
 
 
+# One snippet per class the interpreter must refuse alone, and one it must run.
+INTERPRETER_PROBES: tuple[tuple[str, str], ...] = (
+    ("().__class__.__bases__[0].__subclasses__()", "POLICY_DENIED"),
+    ("import os", "POLICY_DENIED"),
+    ("(x for x in [1]).gi_frame", "POLICY_DENIED"),
+    ("sum(range(10))", "OK"),
+)
+
+
+def interpreter_check() -> Check:
+    """The interpreter layer's self-check, in-process (no container needed)."""
+    from executor.interpreter import Interpreter, Limits
+
+    wrong = []
+    for code, want in INTERPRETER_PROBES:
+        result = Interpreter(authorized_imports=[], limits=Limits(wall_time_s=2.0)).run(code)
+        if str(result.verdict) != want:
+            wrong.append(f"{code!r} -> {result.verdict} (want {want})")
+    detail = "; ".join(wrong) or f"{len(INTERPRETER_PROBES)} probes: escapes refused, code runs"
+    return Check("interpreter layer", not wrong, detail)
+
+
 def run_checks(
     client: Any = None,
     image: str = "",
     *,
     instance_id: str = "",
     limits: SessionLimits | None = None,
+    runtime: str = "auto",
 ) -> tuple[list[Check], str]:
-    """All checks; stops at the first one the rest depend on. Returns (checks, image tag)."""
-    checks: list[Check] = []
+    """All checks; stops at the first one the rest depend on. Returns (checks, image tag).
+
+    `runtime` is the operator's setting; the "runtime" check names the one in use.
+    """
+    checks: list[Check] = [interpreter_check()]
     try:
         if client is None:
             import docker
@@ -124,12 +178,30 @@ def run_checks(
     except Exception as exc:
         checks.append(Check("sandbox image", False, f"{exc}; build it with `corrald build-image`"))
         return checks, image
-    checks.extend(_probe_container(client, image, instance_id, limits or SessionLimits()))
+    from executor.sandbox.runtimes import RuntimeSetupError, check_limits, resolve
+
+    limits = limits or SessionLimits()
+    try:
+        choice = resolve(runtime, client)
+        check_limits(choice.runtime, limits.pids)
+        checks.append(Check("runtime", True, f"{choice.runtime}: {choice.reason}"))
+    except RuntimeSetupError as exc:
+        checks.append(Check("runtime", False, str(exc)))
+        return checks, image
+    checks.extend(_probe_container(client, image, instance_id, limits, choice.runtime))
     return checks, image
 
 
+def resolved_runtime(checks: list[Check]) -> str:
+    """The runtime the checks ran under ("runc" when they never got that far)."""
+    for c in checks:
+        if c.name == "runtime" and c.ok:
+            return c.detail.split(":", 1)[0]
+    return "runc"
+
+
 def _probe_container(
-    client: Any, image: str, instance_id: str, limits: SessionLimits
+    client: Any, image: str, instance_id: str, limits: SessionLimits, runtime: str = "runc"
 ) -> list[Check]:
     from executor.sandbox.driver import Sandbox
 
@@ -140,7 +212,7 @@ def _probe_container(
     }
     sandbox = None
     try:
-        sandbox = Sandbox.start(client, image, limits, labels=labels, raw=True)
+        sandbox = Sandbox.start(client, image, limits, labels=labels, raw=True, runtime=runtime)
         sandbox.init(authorized_imports=[], tools=[], variables={}, limits=limits.runner_limits())
         result = sandbox.execute(PROBE_CODE, timeout=30.0)
         stdout = result.result.stdout
@@ -154,7 +226,7 @@ def _probe_container(
     finally:
         if sandbox is not None:
             sandbox.destroy()
-    return confinement_checks(facts)
+    return confinement_checks(facts, runtime)
 
 
 def running_daemon_checks(metrics_address: str, timeout: float = 3.0) -> list[Check]:

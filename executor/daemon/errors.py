@@ -161,6 +161,10 @@ class SessionNeedsRecovery(DaemonError):
         )
 
 
+class NeedsStream(DaemonError):
+    """A unary Run on a session with tools: its tool calls need Execute's stream."""
+
+
 class CannotReplay(DaemonError):
     """Fork or recover is impossible (history too large, or the session is not lost)."""
 
@@ -177,6 +181,7 @@ _STATUS: tuple[tuple[type[DaemonError], grpc.StatusCode], ...] = (
     (CheckpointLimit, grpc.StatusCode.FAILED_PRECONDITION),
     (SessionNeedsRecovery, grpc.StatusCode.ABORTED),
     (CannotReplay, grpc.StatusCode.FAILED_PRECONDITION),
+    (NeedsStream, grpc.StatusCode.FAILED_PRECONDITION),
     (SessionBusy, grpc.StatusCode.FAILED_PRECONDITION),
     (SandboxCallFailed, grpc.StatusCode.FAILED_PRECONDITION),
     (SessionLost, grpc.StatusCode.ABORTED),

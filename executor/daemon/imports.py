@@ -15,11 +15,26 @@ from executor.daemon.errors import InvalidArgument
 
 # Top-level modules the sandbox image installs besides the standard library;
 # keep in step with sandbox_images/requirements.txt (package name -> import name).
-# "executor" is Corral's own runner, which the image carries: the agent-in-sandbox
-# mode authorizes its `executor.runner.agent_sandbox` module.
 IMAGE_MODULES: frozenset[str] = frozenset(
-    {"numpy", "pandas", "dateutil", "tzdata", "RestrictedPython", "executor"}
+    {
+        "numpy",
+        "pandas",
+        "dateutil",
+        "tzdata",
+        "RestrictedPython",
+        "matplotlib",
+        "contourpy",
+        "cycler",
+        "fontTools",
+        "kiwisolver",
+        "packaging",
+        "PIL",
+        "pyparsing",
+    }
 )
+# Corral's own runner, which the image carries too: the agent-in-sandbox mode
+# authorizes its `executor.runner.agent_sandbox` module.
+CORRAL_MODULES: frozenset[str] = frozenset({"executor"})
 
 
 def _is_never(module: str) -> bool:
@@ -44,7 +59,8 @@ def check_imports(entries: Iterable[str]) -> list[str]:
                 "(tools=[...]) that does the privileged work on your side, outside the sandbox"
             )
         top = base.split(".")[0]
-        if top not in sys.stdlib_module_names and top not in IMAGE_MODULES:
+        known = top in sys.stdlib_module_names or top in IMAGE_MODULES or top in CORRAL_MODULES
+        if not known:
             warnings.append(
                 f"authorized import {entry[:100]!r} names no module in the sandbox image "
                 f"(a typo?); importing it will fail. Third-party modules in the image: "

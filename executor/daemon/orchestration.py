@@ -39,6 +39,7 @@ from executor.daemon.errors import (
     SandboxUnavailable,
 )
 from executor.daemon.validation import MAX_NAME_CHARS, OpenPlan
+from executor.sandbox.events import Artifact as ArtifactEvent
 from executor.sandbox.events import ExecuteResult, ToolCall
 from proto import executor_pb2 as pb
 from proto.limits import SessionLimits
@@ -214,6 +215,14 @@ async def run_snippet(
     def on_output(text: str) -> None:
         events.put_nowait(pb.ExecuteResponse(output=pb.OutputChunk(text=text)))
 
+    def on_stderr(text: str) -> None:
+        chunk = pb.OutputChunk(text=text, stream=pb.STREAM_STDERR)
+        events.put_nowait(pb.ExecuteResponse(output=chunk))
+
+    def on_artifact(event: ArtifactEvent) -> None:
+        # Checked by the channel core (size, count, bytes match the type).
+        events.put_nowait(pb.ExecuteResponse(artifact=convert.artifact(event)))
+
     async def on_tool_call(call: ToolCall) -> dict[str, Any]:
         # `call` passed the channel's schema check (strings, JSON-safe arguments);
         # arguments that cannot cross were refused by the channel before this.
@@ -285,6 +294,8 @@ async def run_snippet(
             on_output=on_output,
             on_tool_call=on_tool_call,
             tool_time_budget=limits.tool_time_budget_ms / 1000,
+            on_stderr=on_stderr,
+            on_artifact=on_artifact,
         )
     )
     control.task = run

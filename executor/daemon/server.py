@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -50,6 +51,8 @@ log = logging.getLogger("corral.daemon")
 
 STREAM_WINDOW_BYTES = 256 << 10  # per-stream HTTP/2 receive window
 SWITCH_INTERVAL_S = 0.0005  # seconds; CPython's default is 0.005
+FD_LIMIT_WANTED = 65536  # soft RLIMIT_NOFILE the daemon raises itself to (within the hard limit)
+GC_THRESHOLD0 = 50_000  # allocations between young collections; CPython's default is 700
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Executor"].full_name
 CAPACITY_CHECK_S = 0.5  # how often health follows the pool's capacity
 
@@ -68,25 +71,6 @@ def serving_status(accepting: bool, pool: Pool | None) -> Any:
     if s.warm + s.starting == 0 and total >= s.max_containers:
         return status.NOT_SERVING
     return status.SERVING
-
-
-def raise_fd_limit() -> tuple[int, int]:
-    """Raise this process's RLIMIT_NOFILE soft limit to its hard limit; returns (old, new).
-
-    Every client connection, container attach stream and Docker API connection
-    holds an fd; at the usual soft limit of 1024 a burst of idle connections
-    starved the pool (issue #10). The hard limit is what the operator allows.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft == resource.RLIM_INFINITY or (want != resource.RLIM_INFINITY and soft >= want):
-        return soft, soft
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    except (ValueError, OSError) as exc:  # e.g. a container runtime refusing it
-        log.warning("cannot raise the fd limit", extra={"soft": soft, "error": str(exc)})
-        return soft, soft
-    return soft, want
 
 
 def server_options(cfg: DaemonConfig) -> list[tuple[str, Any]]:
@@ -134,6 +118,7 @@ class Daemon:
         self.route = config.advertise_address or self.instance_id  # prefixes session ids
         self.sessions = SessionRegistry(self.route)
         self.image = config.image
+        self.runtime = "runc"  # resolved from config.runtime by start()
         self.port = 0
         self.metrics_port = 0
         self.removed_at_start: list[str] = []  # leftovers of dead daemons removed by start()
@@ -189,6 +174,7 @@ class Daemon:
             raise ConfigError(
                 f"cannot prepare Docker or the sandbox image: {exc}; run `corrald doctor`"
             ) from exc
+        self.runtime = await asyncio.to_thread(self._resolve_runtime)
         removed = await asyncio.to_thread(reconcile, self._docker, self.instance_id)
         self.removed_at_start = removed
 
@@ -275,6 +261,7 @@ class Daemon:
                 "instance": self.instance_id,
                 "route": self.route,
                 "image": self.image,
+                "runtime": self.runtime,
                 "metrics_port": self.metrics_port,
                 "reconciled": len(removed),
                 "fd_limit": self.fd_limit,
@@ -305,14 +292,28 @@ class Daemon:
             raise ConfigError(f"cannot listen on {cfg.listen}: address in use or invalid")
         return port
 
+    def _resolve_runtime(self) -> str:
+        """The operator's runtime setting against the engine; logged once."""
+        from executor.sandbox.runtimes import RuntimeSetupError, check_limits, resolve
+
+        try:
+            choice = resolve(self.config.runtime, self._docker)
+            check_limits(choice.runtime, self.config.default_limits.pids)
+        except RuntimeSetupError as exc:
+            raise ConfigError(str(exc)) from exc
+        log.info("runtime", extra={"runtime": choice.runtime, "reason": choice.reason})
+        return choice.runtime
+
     def _start_fn(self, labels: dict[str, str]) -> Any:
         from executor.daemon.channel import AsyncSandbox
 
-        client, image = self._docker, self.image
+        client, image, runtime = self._docker, self.image, self.runtime
         timeout = self.config.container_ready_timeout_s
 
         def start(limits: SessionLimits) -> Any:
-            return AsyncSandbox.start(client, image, limits, labels=labels, ready_timeout=timeout)
+            return AsyncSandbox.start(
+                client, image, limits, labels=labels, ready_timeout=timeout, runtime=runtime
+            )
 
         return start
 
@@ -509,6 +510,50 @@ def write_ready_file(path: str, daemon: Daemon) -> None:
     os.replace(tmp, path)  # readers never see a half-written file
 
 
+def tune_gc() -> bool:
+    """Keep the cyclic GC off the snippet path (CORRAL_GC_TUNE=0 leaves Python's defaults).
+
+    Measured under load (benchmarks/load.py): with the default thresholds a
+    full collection walks every object made at import and start-up (grpc,
+    docker, protobuf: ~10^5 objects) and held the loop 40-120 ms on this
+    2-core host, a snippet's p99 by itself. `gc.freeze()` moves everything
+    alive after start-up out of the collector's sight (a documented CPython
+    facility for long-lived servers); the larger first threshold runs young
+    collections less often, each on the same few thousand per-snippet objects
+    (reference counting frees nearly all of them before any collection).
+    """
+    if os.environ.get("CORRAL_GC_TUNE", "1") == "0":
+        return False
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD0, 20, 20)
+    return True
+
+
+def raise_fd_limit(want: int = FD_LIMIT_WANTED) -> tuple[int, int]:
+    """Raise the soft open-file limit toward the hard one; returns (before, after).
+
+    Every client connection, container attach stream and Docker API connection
+    holds an fd; at a soft limit of 1024 a burst of idle connections starved the
+    pool (issue #10). Each session holds one descriptor (its container's attach
+    socket) for its whole life, plus the Docker connections: measured by benchmarks/density.py,
+    about 1 fd per session on top of ~50. Under the common soft limit of 1024
+    the daemon would fail opens near 970 sessions while memory still had room;
+    the hard limit (often 524288 under systemd) is the operator's real ceiling.
+    """
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit", extra={"error": str(exc)})
+            return soft, soft
+        return soft, target
+    return soft, soft
+
+
 async def serve(config: DaemonConfig) -> int:
     """Run until SIGTERM/SIGINT, then stop in stages; a second signal exits at once."""
     loop = asyncio.get_running_loop()
@@ -533,6 +578,10 @@ async def serve(config: DaemonConfig) -> int:
         loop.add_signal_handler(sig, on_signal, sig)
     daemon = Daemon(config)
     await daemon.start()
+    tune_gc()
+    from executor.bench import stalls
+
+    monitor = stalls.install()  # off unless CORRAL_STALL_REPORT_S is set
 
     async def announce() -> None:
         await daemon.wait_ready()
@@ -548,4 +597,6 @@ async def serve(config: DaemonConfig) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(config.ready_file)
     await daemon.stop()
+    if monitor is not None:
+        monitor.stop()
     return 0

@@ -35,6 +35,7 @@ from executor.daemon.errors import (
     CannotReplay,
     CheckpointLimit,
     InvalidArgument,
+    NeedsStream,
     SandboxCallFailed,
     SessionBusy,
     SessionLost,
@@ -635,6 +636,30 @@ class ExecutorService(pb_grpc.ExecutorServicer):
                 if task is not None:
                     self.running.discard(task)
                 session.touch()
+
+    async def Run(
+        self, request: pb.ExecuteStart, context: grpc.aio.ServicerContext
+    ) -> pb.ExecuteResult:
+        """Unary Execute for sessions without tools: the same snippet path, one message each way."""
+        session = self._session(request.session_id)
+        if session.has_tools:
+            raise NeedsStream(
+                "this session was opened with tools: run its snippets with Execute, whose "
+                "stream carries the tool calls and their answers"
+            )
+
+        async def requests() -> AsyncIterator[pb.ExecuteRequest]:
+            yield pb.ExecuteRequest(start=request)
+
+        result = pb.ExecuteResult()
+        artifacts: list[pb.Artifact] = []
+        async for response in self.Execute(requests(), context):
+            if response.HasField("result"):
+                result = response.result
+            elif response.HasField("artifact"):
+                artifacts.append(response.artifact)  # checked by the channel already
+        result.artifacts.extend(artifacts)
+        return result
 
     def _run(
         self,

@@ -64,6 +64,7 @@ CLASSES: tuple[str, ...] = (
     "tool_abuse",
     "dos",
     "host_harm",
+    "artifacts",
 )
 _ENTRY_KEYS = frozenset(
     {"id", "expect", "layers", "source", "code", "tools", "imports", "limits", "class"}

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from .errors import ControlFlow, PolicyViolation, ResourceLimit
 from .policy import FORMAT_ATTRIBUTES, attribute_refusal
-from .rules import SNIPPET_FILENAME, SNIPPET_MODULE
+from .rules import SNIPPET_MODULE, snippet_number
 
 # ------------------------------------------------------------------ names
 
@@ -309,7 +309,7 @@ def make_write_guard(
 
     def slow(obj: Any, kind: type) -> Any:
         if kind is FunctionType:
-            if obj.__code__.co_filename == SNIPPET_FILENAME:
+            if snippet_number(obj.__code__.co_filename) is not None:
                 return obj
             raise refuse(obj)
         if isinstance(obj, type):

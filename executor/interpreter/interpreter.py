@@ -14,17 +14,29 @@ sandbox image.
 from __future__ import annotations
 
 import ast
+import functools
 import gc
 import keyword
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from types import FunctionType, TracebackType
 from typing import Any
 
-from proto.results import ErrorInfo, Result, Value, Variable, Verdict
+from proto.results import (
+    Artifact,
+    ErrorInfo,
+    Result,
+    TraceFrame,
+    Value,
+    Variable,
+    Verdict,
+    format_traceback,
+)
 
+from .artifacts import ArtifactCollector
 from .errors import (
     ControlFlow,
     CpuLimitExceeded,
@@ -35,6 +47,7 @@ from .errors import (
     ResourceLimit,
     TimeoutInterrupt,
 )
+from .facades import IO_VALUES, PATHLIB_VALUES, make_facade, make_sys_facade
 from .files import make_workspace_helpers, make_workspace_open
 from .guards import (
     ControlFlowSafeContext,
@@ -60,7 +73,7 @@ from .policy import (
     G_WRITE,
     bind_policy,
 )
-from .rules import SNIPPET_FILENAME, SNIPPET_MODULE
+from .rules import SNIPPET_MODULE, snippet_filename, snippet_number
 from .safe_builtins import build_builtins
 from .summary import clean_text, describe, describe_by_type, variable
 
@@ -70,6 +83,10 @@ RELEASE_TIME_S = 0.5  # most time finalizers of released snippet objects may tak
 PER_ITEM_S = 0.25  # most time one value's repr may take, seconds
 RECURSION_MARGIN = 30  # frames the interpreter itself uses inside the window
 MESSAGE_CHARS = 2000  # longest error message kept
+MAX_FRAMES = 50  # innermost snippet frames kept in a traceback (deep recursion is cut)
+SOURCE_HISTORY_BYTES = 4 << 20  # characters of earlier snippets kept for tracebacks
+ARTIFACT_TIME_S = 5.0  # most time spent rendering figures left open at the end of a run
+POLICY_ERROR_NAME = "PolicyViolation"  # the one name of a refusal, at compile time or run time
 _NOTHING = object()
 
 # Host-side types whose instances a snippet may change (write guard allowlist).
@@ -121,6 +138,35 @@ class _Output:
         return "".join(self.parts)
 
 
+class _StreamWriter:
+    """`sys.stdout` / `sys.stderr` as snippets see them (through the `sys` facade).
+
+    Writes go to the current run's capped stream; nothing else is reachable
+    (no buffer, no fileno, no file).
+    """
+
+    def __init__(self, target: Callable[[], _Output | None], name: str) -> None:
+        self._target = target
+        self._name = name
+
+    def write(self, text: str) -> int:
+        output = self._target()
+        return output.write(text) if output is not None else len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"<{self._name}>"
+
+
 class _StdoutShim:
     """Stands in for sys.stdout during a run, so host libraries' prints are captured."""
 
@@ -143,7 +189,9 @@ class Interpreter:
     `authorized_imports` extends the default safe list (smolagents matching:
     "numpy", "numpy.*", "*"). `tools` are host callables exposed by name.
     `variables` seed the namespace. `print_callback(text)` receives printed
-    output as it is produced. With `workspace` (a directory), snippets get an
+    output as it is produced, `stderr_callback(text)` what goes to sys.stderr,
+    `artifact_callback(artifact)` each figure or image as soon as it is made
+    (`plt.show()`, `display(obj)`). With `workspace` (a directory), snippets get an
     `open()` confined to it (see files.py); without one there is no `open`.
     """
 
@@ -155,6 +203,8 @@ class Interpreter:
         limits: Limits | None = None,
         print_callback: Callable[[str], None] | None = None,
         *,
+        stderr_callback: Callable[[str], None] | None = None,
+        artifact_callback: Callable[[Artifact], None] | None = None,
         unsafe_allow_never_imports: bool = False,
         capture_sys_stdout: bool = True,
         workspace: str | None = None,
@@ -162,6 +212,7 @@ class Interpreter:
         self._int_bits = [0]
         self.limits = limits or Limits()
         self.print_callback = print_callback
+        self.stderr_callback = stderr_callback
         self.capture_sys_stdout = capture_sys_stdout
         self.rules = ImportRules(
             tuple(authorized_imports), unsafe_allow_never_imports=unsafe_allow_never_imports
@@ -171,13 +222,25 @@ class Interpreter:
         size = make_size_guards(self._int_bits)
         self._importer = Importer(self.rules, size, self._write)
         self._output: _Output | None = None
+        self._errors: _Output | None = None
         self._value: Any = _NOTHING
+        self._runs = 0  # snippets run so far; the next one is number _runs + 1
+        self._sources = _SourceHistory()
+        self.artifacts = ArtifactCollector(self.limits, artifact_callback)
+        self.artifacts.warn = self._warn
+        self._importer.facades["sys"] = make_sys_facade(
+            _StreamWriter(lambda: self._output, "stdout"),
+            _StreamWriter(lambda: self._errors, "stderr"),
+        )
+        self._importer.facades["io"] = make_facade("io", IO_VALUES)
+        self._importer.facades["pathlib"] = make_facade("pathlib", PATHLIB_VALUES)
+        self._importer.artifacts = self.artifacts
 
         tools = dict(tools or {})
         self._tools = {name: self._wrap_tool(name, fn) for name, fn in tools.items()}
         self._tools[FINAL_ANSWER] = self._make_final_answer(tools.get(FINAL_ANSWER))
         self._tool_ids = {id(t) for t in self._tools.values()}
-        self._policy = bind_policy(frozenset(self._tools), self.rules.refusal)
+        self._policy = bind_policy(frozenset(self._tools), self.rules.import_refusal)
 
         guards: dict[str, Any] = {
             **make_attribute_builtins(self._write),
@@ -196,6 +259,7 @@ class Interpreter:
         self._builtins = build_builtins(
             guards=guards,
             sink=self._sink,
+            display=self._display,
             importer=self._importer.import_,
             writable_types=self._writable_types,
             tools=self._tools,
@@ -326,6 +390,7 @@ class Interpreter:
     # ------------------------------------------------------------ run
 
     def _run(self, code: str | bytes) -> Result:
+        self._runs += 1
         source_or_result = self._decode(code)
         if isinstance(source_or_result, Result):
             return source_or_result
@@ -334,8 +399,11 @@ class Interpreter:
         if isinstance(compiled, Result):
             return compiled
         lines = _source_lines(source)
+        self._sources.add(self._runs, lines)
 
         self._output = _Output(self.limits.output_bytes, self.print_callback)
+        self._errors = _Output(self.limits.output_bytes, self.stderr_callback)
+        self.artifacts.start(self.limits)
         self._value = _NOTHING
         globals_ = self.globals
 
@@ -388,13 +456,14 @@ class Interpreter:
     def _compile(self, source: str) -> Any:
         lines = _source_lines(source)
         try:
-            tree = ast.parse(source, filename=SNIPPET_FILENAME, mode="exec")
+            tree = ast.parse(source, filename=snippet_filename(self._runs), mode="exec")
         except SyntaxError as exc:
             return _syntax(
                 exc.msg or "invalid syntax",
                 exc.lineno,
                 _line(lines, exc.lineno),
                 type(exc).__name__,
+                self._runs,
             )
         except (RecursionError, MemoryError):
             return _syntax("the snippet is nested too deeply to parse: simplify the expression")
@@ -406,11 +475,13 @@ class Interpreter:
             # from its own module, turning every snippet annotation into a string
             # (PEP 563). So: its policy protocol, our compile with dont_inherit.
             self._policy([], [], {}).visit(tree)
-            return compile(tree, SNIPPET_FILENAME, "exec", dont_inherit=True)
+            return compile(tree, snippet_filename(self._runs), "exec", dont_inherit=True)
         except PolicyError as exc:
             return Result(
                 verdict=Verdict.POLICY_DENIED,
-                error=ErrorInfo("PolicyError", exc.message, exc.line, _line(lines, exc.line)),
+                error=_error(
+                    POLICY_ERROR_NAME, exc.message, exc.line, _line(lines, exc.line), self._runs
+                ),
             )
         except SyntaxError as exc:
             return _syntax(
@@ -418,6 +489,7 @@ class Interpreter:
                 exc.lineno,
                 _line(lines, exc.lineno),
                 type(exc).__name__,
+                self._runs,
             )
         except (RecursionError, MemoryError):
             return _syntax("the snippet is nested too deeply to compile: simplify the expression")
@@ -432,16 +504,21 @@ class Interpreter:
             frame = frame.f_back
         old_limit = sys.getrecursionlimit()
         old_digits = sys.get_int_max_str_digits()
-        old_stdout = sys.stdout
+        old_stdout, old_stderr = sys.stdout, sys.stderr
+        old_showwarning = warnings.showwarning
         sys.setrecursionlimit(depth + RECURSION_MARGIN + self.limits.recursion_depth)
         sys.set_int_max_str_digits(self.limits.int_str_digits)
         if self.capture_sys_stdout:
+            # Host libraries' prints and warnings land in the snippet's streams.
             sys.stdout = _StdoutShim(self._output)  # type: ignore[assignment]
+            sys.stderr = _StdoutShim(self._errors)  # type: ignore[assignment]
+            warnings.showwarning = self._show_warning
         try:
             yield
         finally:
             if self.capture_sys_stdout:
-                sys.stdout = old_stdout
+                sys.stdout, sys.stderr = old_stdout, old_stderr
+                warnings.showwarning = old_showwarning
             sys.set_int_max_str_digits(old_digits)
             sys.setrecursionlimit(old_limit)
 
@@ -454,10 +531,27 @@ class Interpreter:
     def _set_value(self, value: Any) -> None:
         self._value = value
 
+    def _show_warning(
+        self, message: Any, category: Any, filename: str, lineno: int, *args: Any, **kw: Any
+    ) -> None:
+        """Warnings raised while a snippet runs go to its stderr, in its own terms."""
+        name = getattr(category, "__name__", "Warning")
+        where = f"line {lineno}: " if snippet_number(filename) is not None else ""
+        self._warn(f"{where}{name}: {message}\n")
+
+    def _warn(self, text: str) -> None:
+        if self._errors is not None:
+            self._errors.write(text)
+
+    def _display(self, obj: Any) -> None:
+        """The snippet's `display(obj)`: an image or figure becomes an artifact now."""
+        self.artifacts.add(obj, explicit=True)
+
     # ------------------------------------------------------------ outcome
 
     def _outcome(self, box: list[Any], lines: list[str]) -> Result:
         output = self._output or _Output(0, None)
+        errors = self._errors or _Output(0, None)
         exc: BaseException | None = box.pop()
         verdict = Verdict.OK
         error_exc: BaseException | None = None
@@ -474,8 +568,19 @@ class Interpreter:
 
         with self._environment():
             describer = _Describer(self.limits)
-            v = describer.value(value) if value is not _NOTHING and value is not None else None
-            f = describer.value(final) if final is not _NOTHING else None
+            # Figures still open, and an image as the value or the answer, become artifacts.
+            describer.call_budgeted(self.artifacts.collect_figures, ARTIFACT_TIME_S)
+            for obj in (value, final):
+                if obj is not _NOTHING and obj is not None and self.artifacts.is_image(obj):
+                    describer.call_budgeted(
+                        functools.partial(self.artifacts.add, obj), ARTIFACT_TIME_S
+                    )
+            v = (
+                describer.value(value, table=True)
+                if value is not _NOTHING and value is not None
+                else None
+            )
+            f = describer.value(final, table=True) if final is not _NOTHING else None
             e = self._error_info(error_exc, lines, describer) if error_exc is not None else None
             state = self._state_list(None, describer)
         # Dropping the last reference to a snippet object can run snippet code
@@ -494,11 +599,14 @@ class Interpreter:
             final_answer=f,
             error=e,
             state=state,
-            truncated=output.truncated,
+            truncated=output.truncated or errors.truncated,
+            stderr=errors.text(),
+            artifacts=self.artifacts.finish(),
         )
 
     def _summarize(self, names: list[str] | None) -> list[Variable]:
         self._output = _Output(self.limits.output_bytes, None)
+        self._errors = _Output(self.limits.output_bytes, None)
         with self._environment():
             return self._state_list(names, _Describer(self.limits))
 
@@ -532,6 +640,8 @@ class Interpreter:
                 f"maximum recursion depth exceeded (limit: {self.limits.recursion_depth} nested "
                 "calls): use a loop or reduce the nesting"
             )
+        elif isinstance(exc, MemoryError):
+            info.message = _memory_message(self.limits)
         elif _is_int_str_limit(exc):
             info.message = (
                 f"integer too large to convert to or from a string (over "
@@ -540,13 +650,38 @@ class Interpreter:
         elif not isinstance(exc, ControlFlow):
             message = describer.call(lambda: _clip(_safe_str(exc)))
             info.message = clean_text(message) if isinstance(message, str) else ""
+        info.traceback = format_traceback(info.frames, info.type, info.message)
         return info
 
     def _error_info_plain(self, exc: BaseException, lines: list[str]) -> ErrorInfo:
-        """Type, line and (for our own exceptions) message, without running snippet code."""
-        line = _snippet_line(exc.__traceback__)
+        """Type, frames and (for our own exceptions) message, without running snippet code."""
+        frames = self._snippet_frames(exc.__traceback__)
         message = clean_text(str(exc)) if isinstance(exc, ControlFlow) else ""
-        return ErrorInfo(_public_type(exc), message, line, _line(lines, line))
+        last = frames[-1] if frames else None
+        info = ErrorInfo(
+            _public_type(exc),
+            message,
+            last.line if last else None,
+            last.source_line if last else None,
+            frames=frames,
+        )
+        info.traceback = format_traceback(frames, info.type, message)
+        return info
+
+    def _snippet_frames(self, tb: TracebackType | None) -> list[TraceFrame]:
+        """The snippet frames of a traceback, outermost first (host frames left out)."""
+        frames: list[TraceFrame] = []
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            number = snippet_number(code.co_filename)
+            if number is not None:
+                line = tb.tb_lineno
+                name = code.co_name if type(code.co_name) is str else "?"
+                frames.append(
+                    TraceFrame(number, line, clean_text(name), self._sources.line(number, line))
+                )
+            tb = tb.tb_next
+        return frames[-MAX_FRAMES:]
 
 
 class _Describer:
@@ -563,11 +698,17 @@ class _Describer:
         self.budget = min(SUMMARY_TIME_S, max(limits.wall_time_s, 0.1))
         self.deadline = time.monotonic() + self.budget
 
-    def value(self, obj: Any) -> Value:
+    def value(self, obj: Any, *, table: bool = False) -> Value:
+        """A Value for obj; with `table`, a DataFrame/Series becomes a Markdown table."""
         if _host_safe(obj):
             return describe(obj, self.limits)
-        result = self.call(lambda: describe(obj, self.limits))
+        result = self.call(lambda: describe(obj, self.limits, table=table))
         return result if isinstance(result, Value) else describe_by_type(obj)
+
+    def call_budgeted(self, fn: Callable[[], Any], seconds: float) -> Any:
+        """Run host work on snippet objects (rendering a figure) in its own window."""
+        result, exc = _call_in_window(fn, seconds, "rendering the snippet's figures took too long")
+        return None if exc is not None else result
 
     def call(self, fn: Callable[[], Any]) -> Any:
         left = self.deadline - time.monotonic()
@@ -627,7 +768,7 @@ def _is_int_str_limit(exc: BaseException) -> bool:
 _PUBLIC_NAMES: dict[type[BaseException], str] = {
     TimeoutInterrupt: "TimeoutError",
     CpuLimitExceeded: "CpuLimitExceeded",
-    PolicyViolation: "PolicyViolation",
+    PolicyViolation: POLICY_ERROR_NAME,
     ResourceLimit: "MemoryLimitExceeded",
 }
 
@@ -640,13 +781,48 @@ def _public_type(exc: BaseException) -> str:
     return clean_text(name) if type(name) is str else "Exception"
 
 
-def _snippet_line(tb: TracebackType | None) -> int | None:
-    line = None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == SNIPPET_FILENAME:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
+class _SourceHistory:
+    """The lines of recent snippets, so tracebacks can show code defined earlier.
+
+    Bounded: the oldest snippets' sources are forgotten past SOURCE_HISTORY_BYTES
+    (their frames then show no source line, only the snippet and line numbers).
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[int, list[str]] = {}
+        self._sizes: dict[int, int] = {}
+        self._total = 0
+
+    def add(self, number: int, lines: list[str]) -> None:
+        size = sum(len(x) for x in lines)
+        self._lines[number], self._sizes[number] = lines, size
+        self._total += size
+        while self._total > SOURCE_HISTORY_BYTES and len(self._lines) > 1:
+            oldest = next(iter(self._lines))
+            del self._lines[oldest]
+            self._total -= self._sizes.pop(oldest)
+
+    def line(self, number: int, line: int) -> str | None:
+        return _line(self._lines.get(number, []), line)
+
+
+def _memory_message(limits: Limits) -> str:
+    if limits.memory_bytes:
+        return (
+            f"out of memory: the session's memory limit is {limits.memory_bytes} bytes "
+            f"({limits.memory_bytes / (1 << 20):.0f} MiB); use less memory or ask for a larger "
+            "memory_bytes limit"
+        )
+    return "out of memory: the process could not allocate more memory; use less memory"
+
+
+def _error(
+    type_: str, message: str, line: int | None, source_line: str | None, snippet: int
+) -> ErrorInfo:
+    frames = [TraceFrame(snippet, line, "<module>", source_line)] if line else []
+    return ErrorInfo(
+        type_, message, line, source_line, frames, format_traceback(frames, type_, message)
+    )
 
 
 def _source_lines(source: str) -> list[str]:
@@ -675,6 +851,12 @@ def _clip(text: str) -> str:
 
 
 def _syntax(
-    message: str, line: int | None = None, source_line: str | None = None, kind: str = "SyntaxError"
+    message: str,
+    line: int | None = None,
+    source_line: str | None = None,
+    kind: str = "SyntaxError",
+    snippet: int = 0,
 ) -> Result:
-    return Result(verdict=Verdict.SYNTAX_ERROR, error=ErrorInfo(kind, message, line, source_line))
+    return Result(
+        verdict=Verdict.SYNTAX_ERROR, error=_error(kind, message, line, source_line, snippet)
+    )

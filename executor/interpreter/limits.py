@@ -23,6 +23,13 @@ class Limits:
     repr_chars: int = 1000  # length of reprs in `value` and `state`
     json_bytes: int = 64 << 10  # largest JSON value reported per variable, bytes
     state_items: int = 200  # most variables reported in `state`
+    memory_bytes: int = 0  # the sandbox's memory limit, bytes, for messages (0 = unknown)
+    max_artifacts: int = 16  # figures/images kept per snippet
+    max_artifact_bytes: int = 8 << 20  # largest encoded figure/image, bytes
+    max_image_pixels: int = 25_000_000  # largest figure/image rendered, pixels (5000x5000)
+    figure_format: str = "png"  # "png" or "svg": how matplotlib figures are encoded
+    table_rows: int = 20  # rows of a DataFrame/Series shown as the value's Markdown table
+    table_chars: int = 8000  # longest Markdown table, characters
 
     def with_(self, **changes: Any) -> Limits:
         """Return a copy with some fields changed."""

@@ -29,7 +29,14 @@ from typing import Any
 from .errors import PolicyViolation, UnsafeImportError
 from .guards import SafeFormatter, check_attribute_name
 from .policy import attribute_refusal
-from .rules import DEFAULT_IMPORTS, MODULE_DENYLIST, NEVER_IMPORTS
+from .rules import (
+    DEFAULT_IMPORTS,
+    FACADE_IMPORTS,
+    MODULE_DENYLIST,
+    MODULE_READABLE_DUNDERS,
+    NEVER_IMPORTS,
+    SUBMODULE_DENYLIST,
+)
 
 # Objects a module may never hand out: constructors of code and function
 # objects (a function built from a code object runs unchecked bytecode).
@@ -115,8 +122,10 @@ class ImportRules:
                 if entry != "*" and is_never(base):
                     raise UnsafeImportError(
                         f"'{entry}' is on the never-import list (it reaches the process, files, "
-                        "network or code objects); pass unsafe_allow_never_imports=True only if "
-                        "the sandbox around this interpreter is trusted to contain it"
+                        "network or code objects), so no session may import it: compute what "
+                        "you need with a tool that runs on the client instead. (Embedding the "
+                        "interpreter in-process with a trusted sandbox around it, a program "
+                        "may pass unsafe_allow_never_imports=True.)"
                     )
         self.exact = frozenset(e for e in self.entries if not e.endswith("*"))
         self.prefixes = tuple(e[:-2] for e in self.entries if e.endswith(".*"))
@@ -128,6 +137,15 @@ class ImportRules:
             for e in authorized
             if e != "*" and e.split(".")[0] not in sys.stdlib_module_names
         )
+
+    def import_refusal(self, module: str) -> str | None:
+        """Why an `import` statement of `module` is refused, or None.
+
+        Like `refusal`, except for the facade names (sys, io, pathlib): the
+        Importer answers those with the reviewed facade, never the module. The
+        real modules stay refused everywhere else (as attributes of modules).
+        """
+        return None if module in FACADE_IMPORTS else self.refusal(module)
 
     def refusal(self, module: str) -> str | None:
         """Why `module` may not be imported, or None."""
@@ -166,6 +184,9 @@ class Importer:
         self.size_guards = size_guards  # operator.pow & co. (see guards.make_size_guards)
         self.write_guard = write_guard  # for host helpers that set attributes on arguments
         self.proxies: dict[str, Any] = {}
+        # Never-list modules served as reviewed facades (facades.py), by name.
+        self.facades: dict[str, Any] = {}
+        self.artifacts: Any = None  # the interpreter's ArtifactCollector (plt.show)
         harden_enum()
 
     def import_(
@@ -192,14 +213,38 @@ class Importer:
             raise PolicyViolation("Relative imports are not allowed: import by absolute name")
         if type(name) is not str:
             raise TypeError("module name must be a string")
-        refusal = self.rules.refusal(name)
+        if name in FACADE_IMPORTS:
+            facade = self.facades.get(name)
+            if facade is None:
+                raise PolicyViolation(f"Import of '{name}' is not available here")
+            PROXY_TYPES.add(type(facade))
+            return facade
+        refusal = self.rules.import_refusal(name)
         if refusal:
             raise PolicyViolation(refusal)
         module = importlib.import_module(name)
         if fromlist:
+            self._import_submodules(module, fromlist)
             return self.proxy(module)
         top = name.split(".")[0]
         return self.proxy(sys.modules[top])
+
+    def _import_submodules(self, module: ModuleType, fromlist: Any) -> None:
+        """`from PIL import Image`: import the submodules a from-import names, as CPython's
+        own `_handle_fromlist` does, when the package's `__init__` did not (the same
+        rule as reaching a submodule as an attribute: `submodule_refusal`)."""
+        for sub in fromlist:
+            if type(sub) is not str or sub == "*" or hasattr(module, sub):
+                continue
+            full = f"{module.__name__}.{sub}"
+            refusal = self.submodule_refusal(module.__name__, full)
+            if refusal is not None:
+                raise PolicyViolation(refusal)
+            try:
+                importlib.import_module(full)
+            except ModuleNotFoundError as exc:
+                if exc.name != full:
+                    raise  # the submodule exists but an import inside it failed
 
     def proxy(self, module: ModuleType) -> Any:
         """The (one, cached) proxy of a real module."""
@@ -209,9 +254,35 @@ class Importer:
             self.proxies[module.__name__] = proxy
         return proxy
 
+    def submodule_refusal(self, parent: str, full: str) -> str | None:
+        """Why a module reached as an attribute of `parent` is refused, or None.
+
+        A module of the same authorized package (`np.linalg`, `pd.api`,
+        `json.decoder.scanner`) is fine unless it or a parent is on the reviewed
+        SUBMODULE_DENYLIST; anything else (a module another package imported,
+        `datetime.sys`-style re-exports) follows the import rule.
+        """
+        parts = full.split(".")
+        if any(".".join(parts[: i + 1]) in SUBMODULE_DENYLIST for i in range(len(parts))):
+            return (
+                f"'{full}' reaches the process, files, native code or the network and is "
+                "never available in snippets"
+            )
+        same_package = parts[0] == parent.split(".")[0]  # np.linalg, json.decoder.scanner
+        if same_package and self.rules.refusal(parts[0]) is None:
+            if is_never(full) and not self.rules.unsafe:
+                return self.rules.refusal(full)
+            return None
+        return self.rules.refusal(full)
+
     def resolve(self, module: ModuleType, name: str) -> Any:
         """One checked attribute of a module (called once per name per proxy)."""
         modname = module.__name__
+        if name in MODULE_READABLE_DUNDERS:
+            value = getattr(module, name, None)
+            if isinstance(value, str | tuple) and type(value) in (str, tuple):
+                return value
+            raise AttributeError(f"module '{modname}' has no attribute '{name}'")
         refusal = attribute_refusal(name, reading=False)
         if refusal:
             raise PolicyViolation(refusal)
@@ -233,7 +304,7 @@ class Importer:
                 raise AttributeError(f"module '{modname}' has no attribute '{name}'") from None
         if isinstance(value, ModuleType):
             full = value.__name__
-            refusal = self.rules.refusal(full)
+            refusal = self.submodule_refusal(modname, full)
             if refusal:
                 raise PolicyViolation(
                     f"'{modname}.{name}' is the module '{full}', which is not authorized: {refusal}"
@@ -379,7 +450,20 @@ def _setattr_helpers(importer: Importer, name: str) -> Any:
     return helper
 
 
+def _pyplot_show(importer: Importer) -> Any:
+    """`plt.show()`: every open figure becomes an artifact now, and is closed."""
+
+    def show(*args: Any, **kwargs: Any) -> None:
+        if importer.artifacts is not None:
+            importer.artifacts.collect_figures()
+
+    show.__name__ = show.__qualname__ = "show"
+    show.__doc__ = "Send every open figure to the agent as an image, then close it."
+    return show
+
+
 OVERRIDES: dict[tuple[str, str], Callable[[Importer], Any]] = {
+    ("matplotlib.pyplot", "show"): _pyplot_show,
     ("functools", "update_wrapper"): lambda imp: _setattr_helpers(imp, "update_wrapper"),
     ("functools", "wraps"): lambda imp: _setattr_helpers(imp, "wraps"),
     ("functools", "total_ordering"): lambda imp: _setattr_helpers(imp, "total_ordering"),

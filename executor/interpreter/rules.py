@@ -10,12 +10,34 @@ Standard library only: this module is copied into the sandbox image.
 
 from __future__ import annotations
 
-# The module name and file name snippet code runs under. Classes defined by a
-# snippet get `__module__ == SNIPPET_MODULE`; functions get
-# `co_filename == SNIPPET_FILENAME`. Guards use both to tell snippet objects
-# (writable) from host objects (not writable).
+# The module name and file names snippet code runs under. Classes defined by a
+# snippet get `__module__ == SNIPPET_MODULE`; functions get a `co_filename` of
+# `snippet_filename(n)` (n counts the session's snippets, so a traceback can name
+# the snippet that defined each frame's code). Guards use both to tell snippet
+# objects (writable) from host objects (not writable). No host code is compiled
+# under such a name, and snippets cannot compile code or reach code objects.
 SNIPPET_MODULE = "__corral__"
-SNIPPET_FILENAME = "<snippet>"
+SNIPPET_FILENAME = "<snippet>"  # before the first run, and for single-shot tools
+_SNIPPET_PREFIX = "<snippet-"
+
+
+def snippet_filename(number: int) -> str:
+    """The file name of the session's `number`-th snippet (1-based)."""
+    return f"{_SNIPPET_PREFIX}{number}>"
+
+
+def snippet_number(filename: object) -> int | None:
+    """The snippet number of a code object's file name, None for host code."""
+    if type(filename) is not str:
+        return None
+    if filename == SNIPPET_FILENAME:
+        return 0
+    if filename.startswith(_SNIPPET_PREFIX) and filename.endswith(">"):
+        digits = filename[len(_SNIPPET_PREFIX) : -1]
+        if digits.isdigit():
+            return int(digits)
+    return None
+
 
 # ---------------------------------------------------------------- attribute names
 # Refused for read, write and delete in every form (static `obj.name`, the
@@ -172,8 +194,47 @@ DEFINABLE_DUNDERS: frozenset[str] = frozenset(
 # the definable dunders are what `super().__init__(...)` needs; the data
 # dunders are plain strings.
 READABLE_DUNDERS: frozenset[str] = (
-    DEFINABLE_DUNDERS | frozenset({"__name__", "__qualname__", "__module__", "__doc__"})
+    DEFINABLE_DUNDERS
+    | frozenset({"__name__", "__qualname__", "__module__", "__doc__", "__version__"})
 ) - frozenset({"__slots__"})
+# Dunder attributes of a module a snippet may read through its proxy (each must
+# hold a plain string or tuple; anything else is refused).
+MODULE_READABLE_DUNDERS: frozenset[str] = frozenset({"__version__"})
+
+# Submodules of an authorized package that snippets may NOT reach as attributes
+# (`np.linalg` is fine when "numpy" is authorized; these are not): they reach the
+# process, files, native code or the network, or exist only to test the package.
+# An explicit `import pkg.sub` still follows the authorization rule ("pkg.*").
+SUBMODULE_DENYLIST: frozenset[str] = frozenset(
+    {
+        # numpy: ctypes bridge, Fortran/C build tools, test helpers, on-disk formats
+        "numpy.ctypeslib",
+        "numpy.f2py",
+        "numpy.distutils",
+        "numpy.testing",
+        "numpy.lib.format",  # .npy file reading with allow_pickle switches
+        "numpy.lib.npyio",
+        # pandas: test helpers, clipboard/IO plumbing, plotting backends loading modules
+        "pandas.testing",
+        "pandas.io",
+        "pandas.util",
+        "pandas.plotting",
+        # matplotlib: test helpers, backends (GUI toolkits, subprocesses), font files
+        "matplotlib.testing",
+        "matplotlib.backends",
+        "matplotlib.font_manager",
+        "matplotlib.animation",  # writers spawn ffmpeg/imagemagick subprocesses
+        "matplotlib.texmanager",  # runs latex
+        "matplotlib.dviread",
+        # Pillow: external viewers, screen grabs, GUI toolkits
+        "PIL.ImageShow",
+        "PIL.ImageGrab",
+        "PIL.ImageTk",
+        "PIL.ImageQt",
+        "PIL.ImageWin",
+        "PIL.EpsImagePlugin",  # runs Ghostscript
+    }
+)
 
 # ---------------------------------------------------------------- builtins
 # Builtins handed to snippets unchanged.
@@ -326,6 +387,9 @@ EXCEPTION_BUILTINS: frozenset[str] = frozenset(
 )
 
 # ---------------------------------------------------------------- imports
+# Modules on the never-list that snippets import as a facade (facades.py).
+FACADE_IMPORTS: tuple[str, ...] = ("sys", "io", "pathlib")
+
 # Importable by default. Every module reaches snippets through a proxy; see
 # MODULE_DENYLIST for the attributes withheld from otherwise safe modules.
 DEFAULT_IMPORTS: tuple[str, ...] = (
@@ -333,6 +397,7 @@ DEFAULT_IMPORTS: tuple[str, ...] = (
     "collections",
     "collections.abc",
     "copy",
+    "csv",  # readers and writers of iterables and file-like objects; opens no files itself
     "dataclasses",
     "datetime",
     "decimal",
@@ -354,6 +419,9 @@ DEFAULT_IMPORTS: tuple[str, ...] = (
     "time",  # proxied: sleep is sliced so the soft timeout interrupts it
     "typing",
     "unicodedata",
+    # Served as reviewed facades although their real modules are on the
+    # never-list (facades.py): sys (facts and the snippet's own streams), io
+    # (StringIO, BytesIO), pathlib (the pure path classes).
     # Considered and left out: pprint, logging (write to real sys.stdout/stderr
     # and files), weakref (callbacks run at GC time, outside the run window),
     # abc (ABCMeta is a metaclass: class creation with arbitrary dunders).

@@ -53,15 +53,16 @@ SafeType.__module__ = "builtins"
 
 
 def make_print(sink: Callable[[str], None]) -> Callable[..., None]:
-    """`print` writing to the interpreter's capped output (file= refused)."""
+    """`print` writing to the interpreter's capped output, or to `file`'s write().
+
+    `file` is whatever the snippet holds: `sys.stderr` (the facade's stream), a
+    file it opened in its workspace, an `io.StringIO`. Calling its `write` is
+    what the snippet could do itself, so it grants nothing new.
+    """
 
     def print(
         *args: Any, sep: Any = " ", end: Any = "\n", file: Any = None, flush: bool = False
     ) -> None:
-        if file is not None:
-            raise PolicyViolation(
-                "print(file=...) is not allowed: output goes to the snippet's stdout"
-            )
         if sep is None:
             sep = " "
         if end is None:
@@ -70,7 +71,11 @@ def make_print(sink: Callable[[str], None]) -> Callable[..., None]:
             raise TypeError(f"sep must be None or a string, not {type(sep).__name__}")
         if not isinstance(end, str):
             raise TypeError(f"end must be None or a string, not {type(end).__name__}")
-        sink(sep.join([str(a) for a in args]) + end)
+        text = sep.join([str(a) for a in args]) + end
+        if file is None:
+            sink(text)
+        else:
+            file.write(text)
 
     return print
 
@@ -94,10 +99,20 @@ def make_build_class(writable_types: set[type]) -> Callable[..., Any]:
     return build_class
 
 
+def _named(fn: Callable[..., Any], name: str, doc: str) -> Callable[..., Any]:
+    def wrapper(obj: Any) -> None:
+        fn(obj)
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__doc__ = doc
+    return wrapper
+
+
 def build_builtins(
     *,
     guards: dict[str, Any],
     sink: Callable[[str], None],
+    display: Callable[[Any], None],
     importer: Callable[..., Any],
     writable_types: set[type],
     tools: dict[str, Any],
@@ -110,6 +125,7 @@ def build_builtins(
     table.update(
         {
             "print": make_print(sink),
+            "display": _named(display, "display", "Show an image or figure to the agent."),
             "type": SafeType,
             "pow": guards["builtin_pow"],
             "getattr": guards["getattr"],

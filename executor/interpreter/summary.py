@@ -250,8 +250,16 @@ def to_json(obj: Any, max_bytes: int) -> tuple[bool, Any]:
         return False, None
 
 
-def describe(obj: Any, limits: Limits) -> Value:
-    """A `Value` for a snippet object (call inside the guarded window)."""
+def describe(obj: Any, limits: Limits, *, table: bool = False) -> Value:
+    """A `Value` for a snippet object (call inside the guarded window).
+
+    With `table`, a pandas DataFrame or Series is described as a bounded
+    Markdown table (its repr) with a JSON records preview of its first rows.
+    """
+    if table:
+        tabled = _pandas_table(obj, limits)
+        if tabled is not None:
+            return tabled
     has_json, data = to_json(obj, limits.json_bytes)
     if has_json:
         # Exact builtins of bounded size: CPython's own repr runs no snippet code.
@@ -278,3 +286,53 @@ def variable(name: str, value: Value) -> Variable:
     return Variable(
         name=name, type=value.type, repr=value.repr, json=value.json, has_json=value.has_json
     )
+
+
+def _pandas_table(obj: Any, limits: Limits) -> Value | None:
+    """A DataFrame/Series as a Markdown table plus records; None for anything else."""
+    kind = type(obj)
+    module = getattr(kind, "__module__", "")
+    if type(module) is not str or module.split(".")[0] != "pandas":
+        return None
+    if kind.__name__ == "Series":
+        obj = obj.to_frame()
+    elif kind.__name__ != "DataFrame":
+        return None
+    import json
+
+    rows, cols = obj.shape
+    head = obj.iloc[: limits.table_rows, :MAX_TABLE_COLUMNS]
+    header = ["", *(clean_text(str(c))[:MAX_CELL_CHARS] for c in head.columns)]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |"]
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    for index, row in zip(head.index, head.itertuples(index=False), strict=False):
+        cells = [str(index), *(str(v) for v in row)]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    shown = f"{min(rows, limits.table_rows)} of {rows} rows"
+    if cols > MAX_TABLE_COLUMNS:
+        shown += f", {MAX_TABLE_COLUMNS} of {cols} columns"
+    text = "\n".join(lines) + f"\n\n({shown})"
+    if len(text) > limits.table_chars:
+        text = text[: limits.table_chars] + "\n... (table cut)"
+    data: Any = None
+    has_json = False
+    try:
+        records = json.loads(head.to_json(orient="records", date_format="iso"))
+        has_json, data = to_json(records, limits.json_bytes)
+    except (ValueError, TypeError, OverflowError):
+        pass
+    return Value(
+        type=type_name(obj) if kind.__name__ == "DataFrame" else "Series",
+        repr=clean_text(text),
+        json=data,
+        has_json=has_json,
+    )
+
+
+MAX_TABLE_COLUMNS = 20
+MAX_CELL_CHARS = 60
+
+
+def _cell(text: str) -> str:
+    text = clean_text(text).replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"

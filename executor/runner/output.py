@@ -5,8 +5,10 @@ oldest chunk has waited 20 ms (a background flusher thread sends it then, so
 "print, then compute for a minute" still shows the print at once). The runner
 flushes explicitly before a tool call and before the result, so the daemon
 sees output, tool calls and the result in the order the snippet produced them.
-At most `cap_bytes` (UTF-8) are streamed per snippet; the rest is counted but
-not sent (the result's `truncated` flag tells the client).
+At most `cap_bytes` (UTF-8) are streamed per snippet and per stream; the rest
+is counted but not sent (the result's `truncated` flag tells the client).
+stdout and stderr share one ordered buffer, so their frames keep the order the
+snippet wrote them in; a stderr frame carries `"stream": "stderr"`.
 
 Standard library only: this module runs inside the sandbox image.
 """
@@ -35,13 +37,14 @@ class OutputStream:
         self.cap_bytes = max(0, int(cap_bytes))
         self.produced_bytes = 0  # everything the snippet printed (UTF-8), sent or not
         self.sent_bytes = 0
-        self._chunks: list[str] = []
+        self.stderr_sent_bytes = 0
+        self._chunks: list[tuple[str, str]] = []  # (stream, text), in order
         self._buffered = 0  # characters buffered (cheap approximation of bytes)
         self._since = 0.0  # monotonic time the oldest buffered chunk arrived
         self._lock = threading.Lock()
         self._open = True
 
-    def write(self, text: str) -> None:
+    def write(self, text: str, stream: str = "stdout") -> None:
         """Print callback: buffer `text`, sending when enough is buffered."""
         if not text or not isinstance(text, str):
             return
@@ -50,7 +53,7 @@ class OutputStream:
                 return
             if not self._chunks:
                 self._since = time.monotonic()
-            self._chunks.append(text)
+            self._chunks.append((stream, text))
             self._buffered += len(text)
             due = self._buffered >= FLUSH_BYTES
         if due:
@@ -83,15 +86,31 @@ class OutputStream:
             self._send_locked()
             self._open = False
 
+    def write_stderr(self, text: str) -> None:
+        """Stderr callback: like `write`, marked as the snippet's stderr."""
+        self.write(text, "stderr")
+
     def _send_locked(self) -> None:
         if not self._chunks:
             return
-        text = "".join(self._chunks)
+        chunks = self._chunks
         self._chunks = []
         self._buffered = 0
+        run: list[str] = []
+        stream = chunks[0][0]
+        for name, text in chunks:  # one frame per run of one stream
+            if name != stream:
+                self._send_run(stream, "".join(run))
+                run, stream = [], name
+            run.append(text)
+        self._send_run(stream, "".join(run))
+
+    def _send_run(self, stream: str, text: str) -> None:
         data = text.encode("utf-8", "surrogatepass")
-        self.produced_bytes += len(data)
-        room = self.cap_bytes - self.sent_bytes
+        err = stream == "stderr"
+        if not err:
+            self.produced_bytes += len(data)
+        room = self.cap_bytes - (self.stderr_sent_bytes if err else self.sent_bytes)
         if room <= 0:
             return
         if len(data) > room:
@@ -99,8 +118,13 @@ class OutputStream:
             data = text.encode("utf-8", "surrogatepass")
         if not data:
             return
-        self.sent_bytes += len(data)
-        self.channel.send({"type": "output", "id": self.request_id, "data": text})
+        frame = {"type": "output", "id": self.request_id, "data": text}
+        if err:
+            self.stderr_sent_bytes += len(data)
+            frame["stream"] = "stderr"
+        else:
+            self.sent_bytes += len(data)
+        self.channel.send(frame)
 
 
 class _Flusher:

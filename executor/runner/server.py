@@ -34,14 +34,21 @@ from typing import Any, Protocol
 
 from executor.interpreter.limits import Limits
 from executor.runner import output, rlimits
-from executor.runner.channel import Channel, ChannelClosed, FrameError, FrameTooLarge, watch_hangup
+from executor.runner.channel import (
+    Channel,
+    ChannelClosed,
+    FrameError,
+    FrameTooLarge,
+    watch_hangup,
+)
 from executor.runner.checkpoints import CheckpointError, Checkpoints, ProcessContext
 from executor.runner.output import OutputStream
 from executor.runner.reader import SnippetInput
 from executor.runner.tools import ToolBroker, make_stub
 from executor.runner.workspace import Workspace, WorkspaceError
+from proto.frames import DEFAULT_MAX_FRAME
 from proto.limits import SessionLimits
-from proto.results import ErrorInfo, Result, Variable, Verdict
+from proto.results import Artifact, ErrorInfo, Result, Variable, Verdict
 
 # The limits the runner enforces per snippet, with the defaults declared once in proto/limits.
 DEFAULT_LIMITS: dict[str, int] = SessionLimits().runner_limits()
@@ -231,6 +238,8 @@ class Runner:
             variables=variables,
             limits=ilimits,
             print_callback=self._print,
+            stderr_callback=self._print_stderr,
+            artifact_callback=self._artifact,
             workspace=self.workspace.root,
         )
 
@@ -239,6 +248,32 @@ class Runner:
         stream = self.stream
         if stream is not None:
             stream.write(text)
+
+    def _print_stderr(self, text: str) -> None:
+        """The interpreter's stderr callback: an `output` frame marked `stream: stderr`."""
+        stream = self.stream
+        if stream is not None:
+            stream.write_stderr(text)
+
+    def _artifact(self, artifact: Artifact) -> None:
+        """The interpreter's artifact callback: one `artifact` frame each, as it is made.
+
+        Output written before it is flushed first, so the daemon sees both in
+        the order the snippet produced them. One frame per artifact: no frame
+        holds more than one (the interpreter already capped its size to fit).
+        """
+        stream = self.stream
+        rid = self.broker.request_id
+        if stream is None or rid is None:
+            return
+        stream.flush()
+        frame = {"type": "artifact", "id": rid, **artifact.to_dict()}
+        try:
+            self.channel.send(frame)
+        except FrameTooLarge:
+            stream.write_stderr(
+                f"[artifact {artifact.name} dropped: too large for the container channel]\n"
+            )
 
     def _require_executor(self) -> Executor:
         if self.executor is None:
@@ -296,7 +331,9 @@ class Runner:
         self._send_result(rid, result, usage)
 
     def _send_result(self, rid: str, result: Result, usage: dict[str, int]) -> None:
+        # The artifacts already went out one `artifact` frame each (see `_artifact`).
         body = {"type": "result", "id": rid, **result.to_dict(), "usage": usage}
+        body.pop("artifacts", None)
         try:
             self.channel.send(body)
             return
@@ -307,7 +344,13 @@ class Runner:
         body["state"] = []
         body["value"] = None
         body["final_answer"] = None
-        self.channel.send(body | {"stdout": str(body.get("stdout", ""))[: 1 << 20]})
+        self.channel.send(
+            body
+            | {
+                "stdout": str(body.get("stdout", ""))[: 1 << 20],
+                "stderr": str(body.get("stderr", ""))[: 1 << 20],
+            }
+        )
 
     def on_set_vars(self, rid: str, frame: dict[str, Any]) -> None:
         executor = self._require_executor()
@@ -488,6 +531,10 @@ def _interp_limits(limits: dict[str, int]) -> Limits:
         wall_time_s=limits["wall_time_ms"] / 1000.0,
         output_bytes=limits["output_bytes"],
         code_bytes=limits["code_bytes"],
+        memory_bytes=limits["memory_bytes"],  # so a MemoryError names the limit
+        max_artifacts=limits["max_artifacts"],
+        # One artifact must fit one frame once base64-encoded (4/3) with its envelope.
+        max_artifact_bytes=min(limits["max_artifact_bytes"], (DEFAULT_MAX_FRAME - 65536) * 3 // 4),
     )
 
 

@@ -36,7 +36,7 @@ from executor.sandbox.errors import (
     SandboxRequestError,
     SandboxTimeout,
 )
-from executor.sandbox.events import Event, ExecuteResult, Output, Ready, ToolCall
+from executor.sandbox.events import Artifact, Event, ExecuteResult, Output, Ready, ToolCall
 from executor.sandbox.protocol import (
     DEFAULT_TOOL_TIME_BUDGET_S,
     STDERR_TAIL_BYTES,
@@ -99,6 +99,7 @@ class Sandbox:
         command: list[str] | None = None,
         ready_timeout: float = 30.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        runtime: str = "runc",
     ) -> Sandbox:
         """Create and start a hardened container and wait for the runner's `ready`.
 
@@ -110,7 +111,9 @@ class Sandbox:
 
         name = f"{CONTAINER_PREFIX}{uuid.uuid4().hex[:12]}"
         all_labels = {**labels, LABEL_MANAGED: "1"}
-        cfg = container_config(limits, labels=all_labels, name=name, raw=raw, command=command)
+        cfg = container_config(
+            limits, labels=all_labels, name=name, raw=raw, command=command, runtime=runtime
+        )
         try:
             container = client.containers.create(image, **cfg)
         except _docker_errors() as exc:
@@ -333,6 +336,8 @@ class Sandbox:
         on_tool_call: ToolHandler | None = None,
         limits: dict[str, int] | None = None,
         tool_time_budget: float = DEFAULT_TOOL_TIME_BUDGET_S,
+        on_stderr: Callable[[str], None] | None = None,
+        on_artifact: Callable[[Artifact], None] | None = None,
     ) -> ExecuteResult:
         """Run one snippet; stream its output and tool calls; return its checked result.
 
@@ -343,21 +348,31 @@ class Sandbox:
         "value": ...}` or `{"ok": False, "error": {"type", "message"}}`;
         without a handler every tool call fails with RuntimeError in the
         snippet. Exceptions raised by the callbacks propagate to the caller.
+        Artifacts go to `on_artifact` as they come; without it they are kept in
+        the returned result's `artifacts`.
         """
         channel = self.channel
+        artifacts = []
         self._write(
             channel.execute(code, timeout=timeout, limits=limits, tool_time_budget=tool_time_budget)
         )
         while not isinstance(event := self._next_event(), ExecuteResult):
             if isinstance(event, Output):
-                if on_output is not None:
-                    on_output(event.data)
+                sink = on_stderr if event.stream == "stderr" else on_output
+                if sink is not None:
+                    sink(event.data)
+            elif isinstance(event, Artifact):
+                if on_artifact is not None:
+                    on_artifact(event)
+                else:
+                    artifacts.append(event.artifact)
             elif isinstance(event, ToolCall):
                 if event.refusal is not None:
                     reply = event.refusal
                 else:
                     reply = NO_TOOLS if on_tool_call is None else on_tool_call(event)
                 self._write(channel.answer_tool_call(event.call_id, reply))
+        event.result.artifacts.extend(artifacts)
         return event
 
     def interrupt(self) -> None:

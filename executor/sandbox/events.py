@@ -17,12 +17,15 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from executor.sandbox.errors import FrameSchemaError
-from proto.results import ErrorInfo, Result, Value, Variable, Verdict
+from proto.results import Artifact as ArtifactData
+from proto.results import ErrorInfo, Result, TraceFrame, Value, Variable, Verdict
 
 # -- caps (characters unless named otherwise) --------------------------------
 MAX_NAME = 256  # a type, variable, tool or checkpoint name
@@ -37,6 +40,10 @@ MAX_PATH = 1024  # characters of a workspace path
 MAX_JSON_DEPTH = 100  # nesting of JSON data (what protobuf's JSON text can carry back)
 MAX_UINT = (1 << 63) - 1  # usage counters
 MAX_LINE = (1 << 31) - 1
+MAX_FRAMES = 200  # traceback frames kept (the interpreter's recursion cap is 200)
+MAX_TRACEBACK = 256 << 10  # formatted traceback text
+MAX_MIME = 100
+MAX_METADATA_KEYS = 32
 VERDICTS = frozenset(v.value for v in Verdict)
 USAGE_KEYS = ("wall_ms", "cpu_ms", "peak_memory_bytes", "output_bytes")
 
@@ -144,16 +151,32 @@ def _state(raw: Any, *, where: str) -> tuple[Variable, ...]:
     return tuple(_variable(v, where=f"{where}[{i}]") for i, v in enumerate(items))
 
 
+def _trace_frame(raw: Any, *, where: str) -> TraceFrame:
+    d = _dict(raw, where=where)
+    return TraceFrame(
+        snippet=_int(d.get("snippet"), where=f"{where}.snippet", maximum=MAX_LINE),
+        line=_int(d.get("line"), where=f"{where}.line", maximum=MAX_LINE),
+        function=_str(d, "function", MAX_NAME, where=where),
+        source_line=_opt_str(d, "source_line", MAX_SOURCE_LINE, where=where),
+    )
+
+
 def _error_info(raw: Any) -> ErrorInfo | None:
     if raw is None:
         return None
     d = _dict(raw, where="result.error")
     line = d.get("line")
+    frames = _list(d.get("frames", []), MAX_FRAMES, where="result.error.frames")
+    traceback = d.get("traceback", "")
+    if not isinstance(traceback, str):
+        raise FrameSchemaError("result.error: 'traceback' must be a string")
     return ErrorInfo(
         type=_str(d, "type", MAX_NAME, where="result.error"),
         message=_str(d, "message", MAX_MESSAGE, where="result.error"),
         line=None if line is None else _int(line, where="result.error.line", maximum=MAX_LINE),
         source_line=_opt_str(d, "source_line", MAX_SOURCE_LINE, where="result.error"),
+        frames=[_trace_frame(f, where=f"result.error.frames[{i}]") for i, f in enumerate(frames)],
+        traceback=_text(traceback, MAX_TRACEBACK),
     )
 
 
@@ -172,11 +195,26 @@ class Ready:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """A chunk of printed output of the running snippet."""
+    """A chunk of printed output of the running snippet (stdout, or its stderr)."""
 
     frame_type: ClassVar[str] = "output"
     id: str
     data: str
+    stream: str = "stdout"  # "stdout" or "stderr"
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A figure or image of the running snippet, checked: size, type and matching bytes.
+
+    `artifact.data` is the checked `proto.results.Artifact` (bytes decoded from
+    base64, never decoded as an image here); `metadata` holds only JSON data,
+    with `width` and `height` non-negative integers when present.
+    """
+
+    frame_type: ClassVar[str] = "artifact"
+    id: str
+    artifact: ArtifactData
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +340,7 @@ class Error:
 
 Answer = Ack | Pong | Vars | File | Checkpoint | Checkpoints | Files
 ANSWER_TYPES = (Ack, Pong, Vars, File, Checkpoint, Checkpoints, Files)
-Event = Ready | Output | ToolCall | ExecuteResult | Answer | Error
+Event = Ready | Output | Artifact | ToolCall | ExecuteResult | Answer | Error
 
 
 # -- parsers --------------------------------------------------------------------
@@ -320,8 +358,100 @@ def output(frame: dict[str, Any]) -> Output:
     data = frame.get("data")
     if not isinstance(data, str):
         raise FrameSchemaError("output: 'data' must be a string")
+    stream = frame.get("stream", "stdout")
+    if stream not in ("stdout", "stderr"):
+        raise FrameSchemaError("output: 'stream' must be 'stdout' or 'stderr'")
     # No cut here: the protocol core counts every character against the output cap.
-    return Output(id=_str(frame, "id", MAX_ID, where="output"), data=_text(data, len(data)))
+    return Output(
+        id=_str(frame, "id", MAX_ID, where="output"), data=_text(data, len(data)), stream=stream
+    )
+
+
+# -- artifacts: the bytes must be what the type says ------------------------------
+
+ARTIFACT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
+_MAGIC = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),  # PNG signature (RFC 2083, 3.1)
+    "image/jpeg": (b"\xff\xd8\xff",),  # SOI marker then the next marker's 0xFF
+    "image/gif": (b"GIF87a", b"GIF89a"),  # GIF header (GIF89a spec, 17)
+}
+_SVG_NS = "{http://www.w3.org/2000/svg}svg"
+# A DOCTYPE with an internal subset ("[") can declare entities (billion laughs,
+# external entities); matplotlib writes only the public SVG 1.1 DOCTYPE.
+_DOCTYPE = re.compile(rb"<!DOCTYPE[^>\[]*>", re.IGNORECASE)
+
+
+def check_artifact_bytes(mime_type: str, data: bytes) -> str | None:
+    """Why `data` is not a `mime_type` file, or None when it is one.
+
+    Raster types: the magic number. SVG: well-formed XML (UTF-8) whose root
+    element is `<svg>`, with no entity declaration, internal DTD subset or
+    entity reference to expand; parsed, never rendered.
+    """
+    if mime_type not in ARTIFACT_TYPES:
+        return f"type {mime_type[:60]!r} is not one of {', '.join(ARTIFACT_TYPES)}"
+    if mime_type != "image/svg+xml":
+        if not data.startswith(_MAGIC[mime_type]):
+            return f"the bytes are not {mime_type} (wrong magic number {data[:8]!r})"
+        return None
+    lowered = data.lower()
+    if b"<!entity" in lowered:
+        return "the SVG declares entities"
+    stripped = _DOCTYPE.sub(b"", data, count=1)
+    if b"<!doctype" in stripped.lower():
+        return "the SVG has a DOCTYPE with an internal subset, or more than one"
+    parser = ElementTree.XMLParser()
+    try:
+        parser.feed(stripped)
+        root = parser.close()
+    except ElementTree.ParseError as exc:
+        return f"the bytes are not well-formed SVG XML ({exc})"
+    if root.tag not in (_SVG_NS, "svg"):
+        return f"the XML root is <{str(root.tag)[:60]}>, not <svg>"
+    return None
+
+
+def artifact(frame: dict[str, Any], *, max_bytes: int) -> Artifact:
+    """An `artifact` frame, every field checked; the bytes must match the declared type.
+
+    A failed check raises FrameSchemaError: only a broken or hostile runner
+    sends one (the interpreter bounds and encodes artifacts itself), so the
+    channel goes with it rather than the snippet's result.
+    """
+    where = "artifact"
+    name = _str(frame, "name", MAX_NAME, where=where)
+    if not name or not name.isprintable() or "/" in name or name.startswith("."):
+        raise FrameSchemaError("artifact: 'name' must be printable, non-empty, with no '/'")
+    mime = _str(frame, "mime_type", MAX_MIME, where=where)
+    raw = frame.get("data_b64")
+    if not isinstance(raw, str):
+        raise FrameSchemaError("artifact: 'data_b64' must be a string")
+    if len(raw) > (max_bytes + 2) // 3 * 4:  # checked before decoding
+        raise FrameSchemaError(f"artifact {name[:60]!r} is over max_artifact_bytes={max_bytes}")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise FrameSchemaError("artifact: 'data_b64' is not base64") from None
+    if len(data) > max_bytes:
+        raise FrameSchemaError(f"artifact {name[:60]!r} is over max_artifact_bytes={max_bytes}")
+    problem = check_artifact_bytes(mime, data)
+    if problem is not None:
+        raise FrameSchemaError(f"artifact {name[:60]!r} claims {mime[:60]!r} but {problem}")
+    meta = _dict(frame.get("metadata", {}), where="artifact.metadata")
+    if len(meta) > MAX_METADATA_KEYS or not json_ok(meta, MAX_JSON_DEPTH - 2):
+        raise FrameSchemaError("artifact.metadata must be a small JSON object")
+    metadata: dict[str, Any] = {}
+    for key, value in meta.items():
+        if key in ("width", "height"):
+            metadata[key] = _int(value, where=f"artifact.metadata.{key}", maximum=MAX_LINE)
+        elif isinstance(value, (str, int, float, bool)) or value is None:
+            metadata[_text(key, MAX_NAME)] = (
+                _text(value, MAX_NAME) if isinstance(value, str) else value
+            )
+    return Artifact(
+        id=_str(frame, "id", MAX_ID, where=where),
+        artifact=ArtifactData(name, mime, data, metadata),
+    )
 
 
 def tool_call(frame: dict[str, Any]) -> ToolCall:
@@ -360,6 +490,13 @@ def result(frame: dict[str, Any], *, output_cap: int) -> ExecuteResult:
     if len(encoded) > output_cap:
         stdout = encoded[: max(output_cap, 0)].decode("utf-8", "ignore")
         truncated = True
+    stderr = frame.get("stderr", "")
+    if not isinstance(stderr, str):
+        raise FrameSchemaError("result: 'stderr' must be a string")
+    stderr = _text(stderr, max(output_cap, 0) + 4096)
+    encoded = stderr.encode("utf-8")
+    if len(encoded) > output_cap:
+        stderr = encoded[: max(output_cap, 0)].decode("utf-8", "ignore")
     usage = _dict(frame.get("usage"), where="result.usage")
     return ExecuteResult(
         id=_str(frame, "id", MAX_ID, where="result"),
@@ -372,6 +509,7 @@ def result(frame: dict[str, Any], *, output_cap: int) -> ExecuteResult:
             error=_error_info(frame.get("error")),
             state=list(_state(frame.get("state", []), where="result.state")),
             truncated=truncated,
+            stderr=stderr,
         ),
         usage=Usage(**{k: _int(usage.get(k), where=f"result.usage.{k}") for k in USAGE_KEYS}),
     )

@@ -51,6 +51,10 @@ SANDBOX_ENV: dict[str, str] = {
     "MKL_NUM_THREADS": "1",
     "HOME": WORKDIR,
     "LANG": "C.UTF-8",
+    # matplotlib: no display; a writable config dir on the /tmp tmpfs, seeded with the
+    # font cache built at image build time (sandbox_images/corral_site.py).
+    "MPLBACKEND": "Agg",
+    "MPLCONFIGDIR": "/tmp/matplotlib",
 }
 
 _TMPFS_FLAGS = "rw,noexec,nosuid,nodev"
@@ -77,9 +81,64 @@ def _profile_text(path: Path) -> str:
     return json.dumps(profile, separators=(",", ":"), sort_keys=True)
 
 
-def seccomp_profile_text() -> str:
-    """The committed seccomp profile as compact JSON, as `security_opt` expects it."""
-    return _profile_text(SECCOMP_PROFILE_PATH)
+def seccomp_profile_text(runtime: str = "runc") -> str:
+    """The committed seccomp profile as compact JSON, as `security_opt` expects it.
+
+    Under runsc the profile is applied by gVisor's kernel (`--oci-seccomp`), which
+    (release 20221219, measured) ignores a rule's `errnoRet` and answers EPERM.
+    The only such rule answers clone3 with ENOSYS so that glibc falls back to
+    clone (whose flags the profile can check); EPERM there breaks every thread
+    start. gVisor does not implement clone3 and answers ENOSYS itself, so under
+    runsc those syscalls are passed to it; the seccomp verify table checks that
+    the answer is still ENOSYS (a gVisor that implements clone3 fails it).
+    Syscalls gVisor names differently are allowed under both names
+    (`GVISOR_SYSCALL_ALIASES`).
+    """
+    text = _profile_text(SECCOMP_PROFILE_PATH)
+    if runtime == "runc":
+        return text
+    return _gvisor_profile_text(text)
+
+
+# runsc maps the profile's syscall names through its own syscall table, and
+# ignores names it does not know. Release 20221219 calls syscall 270 "pselect"
+# (Linux: "pselect6"), so the allowed pselect6 was denied (Python's select.select
+# failed with EPERM). The verify table's "pselect6" control probe catches a gap.
+GVISOR_SYSCALL_ALIASES: dict[str, str] = {"pselect6": "pselect"}
+
+
+@lru_cache(maxsize=4)
+def _gvisor_profile_text(text: str) -> str:
+    profile = json.loads(text)
+    default_errno = profile.get("defaultErrnoRet", 1)
+    passed: list[str] = []
+    kept: list[dict[str, Any]] = []
+    for entry in profile["syscalls"]:
+        errno_ret = entry.get("errnoRet", default_errno)
+        if entry["action"] == "SCMP_ACT_ERRNO" and errno_ret != default_errno:
+            passed.extend(entry["names"])
+        else:
+            kept.append(entry)
+    if passed:
+        kept.append(
+            {
+                "names": sorted(passed),
+                "action": "SCMP_ACT_ALLOW",
+                "comment": "runsc ignores errnoRet; gVisor itself answers ENOSYS",
+            }
+        )
+    allowed = set(profile["syscalls"][0]["names"]) if profile["syscalls"] else set()
+    aliases = sorted(alias for name, alias in GVISOR_SYSCALL_ALIASES.items() if name in allowed)
+    if aliases:
+        kept.append(
+            {
+                "names": aliases,
+                "action": "SCMP_ACT_ALLOW",
+                "comment": "gVisor's own names for syscalls the allowlist allows",
+            }
+        )
+    profile["syscalls"] = kept
+    return json.dumps(profile, separators=(",", ":"), sort_keys=True)
 
 
 def cpu_count_for(cpu_millis: int) -> int:
@@ -125,6 +184,35 @@ def _ulimits(limits: SessionLimits) -> list[Any]:
     ]
 
 
+def runtime_settings(runtime: str, limits: SessionLimits) -> dict[str, Any]:
+    """The part of the container settings that depends on the OCI runtime.
+
+    `runtime` is already resolved (`runtimes.resolve`): "runc" or "runsc".
+    Under runsc the engine's runsc entry carries ``--network=none
+    --oci-seccomp``, so gVisor's kernel applies the same profile to the
+    sandbox's syscalls (adapted: see `seccomp_profile_text`), and the pids
+    cgroup gets headroom for gVisor's own tasks (`runtimes.cgroup_pids`).
+    Limits the runtime cannot enforce raise HardeningError. Tests that run raw snippets
+    pass this as ``config_overrides`` to pick a runtime.
+    """
+    from executor.sandbox.runtimes import STRENGTH, RuntimeSetupError, cgroup_pids, check_limits
+
+    if runtime not in STRENGTH:
+        raise HardeningError(f"unknown runtime {runtime!r}: use one of {', '.join(STRENGTH)}")
+    try:
+        check_limits(runtime, limits.pids)
+    except RuntimeSetupError as exc:
+        raise HardeningError(str(exc)) from None
+    out: dict[str, Any] = {
+        "security_opt": ["no-new-privileges:true", f"seccomp={seccomp_profile_text(runtime)}"],
+    }
+    if runtime != "runc":
+        out["runtime"] = runtime
+        # gVisor's own host tasks share the pids cgroup: they get headroom on top.
+        out["pids_limit"] = cgroup_pids(runtime, limits.pids)
+    return out
+
+
 def container_config(
     limits: SessionLimits,
     *,
@@ -133,6 +221,7 @@ def container_config(
     raw: bool = False,
     command: list[str] | None = None,
     cpus: list[int] | None = None,
+    runtime: str = "runc",
 ) -> dict[str, Any]:
     """Keyword arguments for ``client.containers.create(image, **cfg)``.
 
@@ -143,6 +232,8 @@ def container_config(
     exits when the daemon goes away; the container then removes itself.
     Use with ``client.containers.create`` (not ``run``: detach is False).
     `cpus` overrides the host CPU list used for the cpuset (unit tests).
+    `runtime` is the OCI runtime already resolved by `runtimes.resolve` ("runc"
+    or "runsc"); limits it cannot enforce raise HardeningError.
     """
     from docker.types import LogConfig
 
@@ -155,6 +246,7 @@ def container_config(
             f"memory limit {limits.memory_bytes} bytes is below the 32 MiB a Python "
             "process needs; raise memory_bytes"
         )
+    by_runtime = runtime_settings(runtime, limits)
     all_labels = {**labels, LABEL_MANAGED: "1"}
     workspace = max(limits.workspace_bytes, 1 * MiB)
     cfg: dict[str, Any] = {
@@ -181,7 +273,6 @@ def container_config(
         },
         "shm_size": SHM_BYTES,
         "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true", f"seccomp={seccomp_profile_text()}"],
         "init": True,  # the engine's docker-init (tini) reaps zombies and forwards signals
         # --- resources (cgroup v1: memory, cpu cfs quota, pids, cpuset) ---
         "mem_limit": limits.memory_bytes,
@@ -194,6 +285,7 @@ def container_config(
         # everything the sandbox prints onto the host's disk.
         "log_config": LogConfig(type="none"),
     }
+    cfg.update(by_runtime)
     cpuset = cpuset_for(limits.cpu_millis, cpus)
     if cpuset is not None:
         cfg["cpuset_cpus"] = cpuset

@@ -15,6 +15,10 @@ Where the image comes from, step by step:
 2. The wheels in ``sandbox_images/requirements.txt``, downloaded on the host
    with ``pip download --only-binary=:all:`` for CPython 3.11 manylinux (cached
    too). The image build never touches a package index.
+   An operator adds packages with ``corrald build-image --requirements FILE``
+   (same format: exact pins, every dependency listed); the file's pins join
+   the image's, and its content is part of the hash. ``corrald build-image
+   --list`` prints what an image holds (its ``io.corral.packages`` label).
 3. The Corral sources the sandbox needs (``executor/interpreter``,
    ``executor/runner`` and the standard-library modules of ``proto/``): the
    last, fast layer.
@@ -27,6 +31,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +57,7 @@ PULL_TIMEOUT_S = 120
 BUILD_TIMEOUT_S = 1800
 LABEL_BASE = "io.corral.base"
 LABEL_HASH = "io.corral.content-hash"
+LABEL_PACKAGES = "io.corral.packages"  # the pins installed, one per line
 
 # Sources copied into the image, relative to the repository root: the runner, the
 # interpreter, and the standard-library half of the protocol they speak (not the
@@ -108,17 +114,53 @@ def _source_paths() -> list[Path]:
     return sorted(paths)
 
 
-def _requirements() -> list[str]:
+def _parse_requirements(text: str, *, where: str) -> list[str]:
+    """Exact pins (`name==version`), one a line, `#` comments; anything else is refused."""
     lines = []
-    for raw in REQUIREMENTS.read_text().splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
-        if line:
-            lines.append(line)
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        if (
+            not sep
+            or not _PIN_NAME.fullmatch(name.strip())
+            or not _PIN_VERSION.fullmatch(version.strip())
+        ):
+            raise ImageError(
+                f"{where}:{number}: {line[:100]!r} is not an exact pin; write one "
+                "`package==version` a line (no ranges, URLs or options), and list every "
+                "dependency too: wheels are downloaded with --no-deps"
+            )
+        lines.append(f"{name.strip()}=={version.strip()}")
     return lines
 
 
-def content_hash(base: str | None = None) -> str:
-    """Hash of the Dockerfile, installer, pinned wheels, sources and requested base."""
+def _requirements(extra: Path | None = None) -> list[str]:
+    """The image's pins, then an operator's extra pins (a package pinned twice is refused)."""
+    lines = _parse_requirements(REQUIREMENTS.read_text(), where=str(REQUIREMENTS))
+    if extra is not None:
+        try:
+            text = extra.read_text()
+        except OSError as exc:
+            raise ImageError(f"cannot read the requirements file {extra}: {exc}") from None
+        have = {line.split("==")[0].lower().replace("_", "-") for line in lines}
+        for pin in _parse_requirements(text, where=str(extra)):
+            if pin.split("==")[0].lower().replace("_", "-") in have:
+                raise ImageError(
+                    f"{extra}: {pin!r} is already pinned by the image "
+                    f"({REQUIREMENTS.name}); remove it from {extra.name}"
+                )
+            lines.append(pin)
+    return lines
+
+
+_PIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_PIN_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]{0,63}")
+
+
+def content_hash(base: str | None = None, extra: Path | None = None) -> str:
+    """Hash of the Dockerfile, installer, pinned wheels, sources, requested base and extras."""
     h = hashlib.sha256()
 
     def add(label: str, data: bytes) -> None:
@@ -127,13 +169,15 @@ def content_hash(base: str | None = None) -> str:
     add("base", (base or "auto").encode())
     for p in (DOCKERFILE, INSTALLER, REQUIREMENTS, SITE_HOOK):
         add(p.name, p.read_bytes())
+    if extra is not None:
+        add("extra-requirements", "\n".join(_requirements(extra)).encode())
     for p in _source_paths():
         add(str(p.relative_to(REPO_ROOT)), p.read_bytes())
     return h.hexdigest()[:16]
 
 
-def image_tag(base: str | None = None) -> str:
-    return f"{IMAGE_REPO}:{content_hash(base)}"
+def image_tag(base: str | None = None, extra: Path | None = None) -> str:
+    return f"{IMAGE_REPO}:{content_hash(base, extra)}"
 
 
 @contextlib.contextmanager
@@ -275,9 +319,9 @@ def resolve_base(client: Any, base: str | None) -> str:
     return build_fallback_base(client)
 
 
-def fetch_wheels() -> Path:
+def fetch_wheels(extra: Path | None = None) -> Path:
     """Download the pinned wheels on the host into the cache (once per pin set)."""
-    reqs = _requirements()
+    reqs = _requirements(extra)
     key = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:12]
     dest = cache_dir() / "wheels" / key
     if (dest / ".complete").exists():
@@ -301,7 +345,8 @@ def fetch_wheels() -> Path:
         if len(got) != len(reqs):
             raise ImageError(
                 f"expected {len(reqs)} wheels for {reqs}, got {got}: "
-                "sandbox_images/requirements.txt must list every dependency"
+                "sandbox_images/requirements.txt (and a --requirements file) must list "
+                "every dependency"
             )
         (tmp / ".complete").write_text("\n".join(got) + "\n")
         if dest.exists():
@@ -329,8 +374,17 @@ def _assemble_context(ctx: Path, wheels: Path) -> None:
         shutil.copy2(p, dest)
 
 
-def _build(client: Any, base: str, tag: str, digest: str, *, nocache: bool = False) -> None:
-    wheels = fetch_wheels()
+def _build(
+    client: Any,
+    base: str,
+    tag: str,
+    digest: str,
+    *,
+    nocache: bool = False,
+    extra: Path | None = None,
+) -> None:
+    wheels = fetch_wheels(extra)
+    packages = "\n".join(_requirements(extra))
     with tempfile.TemporaryDirectory(prefix="corral-ctx-", dir=cache_dir()) as tmp:
         ctx = Path(tmp)
         _assemble_context(ctx, wheels)
@@ -341,7 +395,7 @@ def _build(client: Any, base: str, tag: str, digest: str, *, nocache: bool = Fal
             path=str(ctx),
             tag=tag,
             buildargs={"BASE": base},
-            labels={LABEL_BASE: base, LABEL_HASH: digest},
+            labels={LABEL_BASE: base, LABEL_HASH: digest, LABEL_PACKAGES: packages},
             rm=True,
             forcerm=True,
             nocache=nocache,
@@ -359,21 +413,28 @@ def _build(client: Any, base: str, tag: str, digest: str, *, nocache: bool = Fal
             raise ImageError(f"docker build of {tag} failed: {error}\n" + "\n".join(lines[-30:]))
 
 
-def ensure_image(*, rebuild: bool = False, client: Any = None, base: str | None = None) -> str:
+def ensure_image(
+    *,
+    rebuild: bool = False,
+    client: Any = None,
+    base: str | None = None,
+    requirements: Path | None = None,
+) -> str:
     """Return the tag 'corral-sandbox:<content-hash>' of a built image, building it when missing.
 
     Also tags 'corral-sandbox:latest'. The hash covers the Dockerfile, the
     pinned wheel list, the wheel installer, the Corral sources copied in and
     the requested base, so a call with nothing changed returns at once.
+    `requirements` names an operator's file of extra pins (`--requirements`).
     """
     client = _docker_client(client)
-    digest = content_hash(base)
+    digest = content_hash(base, requirements)
     tag = f"{IMAGE_REPO}:{digest}"
     if rebuild or not _has_image(client, tag):
         with _build_lock():
             if rebuild or not _has_image(client, tag):  # another process may have built it
                 resolved = resolve_base(client, base)
-                _build(client, resolved, tag, digest)
+                _build(client, resolved, tag, digest, extra=requirements)
     image = client.images.get(tag)
     if f"{IMAGE_REPO}:latest" not in (image.tags or []):
         image.tag(IMAGE_REPO, "latest")
@@ -403,9 +464,36 @@ def prune_images(client: Any, keep: str) -> list[str]:
     return removed
 
 
-def _cmd_build_image(args: argparse.Namespace) -> int:
+def image_packages(client: Any, ref: str) -> list[str]:
+    """The pins installed in image `ref` (its `io.corral.packages` label)."""
+    import docker
+
     try:
-        tag = ensure_image(rebuild=args.rebuild, base=args.base)
+        image = client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        raise ImageError(
+            f"no image {ref!r}; build it with `corrald build-image` (add --requirements "
+            "FILE for extra packages)"
+        ) from None
+    labels = image.labels or {}
+    if LABEL_PACKAGES not in labels:
+        raise ImageError(f"{ref} was built by an older Corral: it has no {LABEL_PACKAGES} label")
+    return [line for line in str(labels[LABEL_PACKAGES]).splitlines() if line]
+
+
+def _cmd_build_image(args: argparse.Namespace) -> int:
+    extra = Path(args.requirements) if args.requirements else None
+    try:
+        if args.list:
+            ref = args.image or image_tag(args.base, extra)
+            client = _docker_client(None)
+            image = client.images.get(ref) if _has_image(client, ref) else None
+            pins = image_packages(client, ref)
+            print(f"{ref}  (base {image.labels.get(LABEL_BASE, '?') if image else '?'})")
+            for pin in pins:
+                print(f"  {pin}")
+            return 0
+        tag = ensure_image(rebuild=args.rebuild, base=args.base, requirements=extra)
     except ImageError as exc:
         print(f"corrald build-image: {exc}", file=sys.stderr)
         return 1
@@ -419,7 +507,7 @@ def _cmd_build_image(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: Any) -> None:
-    """Register `corrald build-image [--rebuild] [--base IMAGE]`."""
+    """Register `corrald build-image [--rebuild] [--base IMAGE] [--requirements FILE] [--list]`."""
     p = subparsers.add_parser(
         "build-image",
         help="build the sandbox image (debootstrap base when nothing can be pulled)",
@@ -436,4 +524,18 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--prune", action="store_true", help="remove older corral-sandbox:<hash> tags afterwards"
     )
+    p.add_argument(
+        "--requirements",
+        metavar="FILE",
+        default=os.environ.get("CORRALD_IMAGE_REQUIREMENTS") or None,
+        help="extra exact pins (`package==version`, every dependency listed) to install "
+        "besides sandbox_images/requirements.txt; part of the content hash "
+        "[env CORRALD_IMAGE_REQUIREMENTS]",
+    )
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="print the packages of the image (this tree's tag, or --image) and exit",
+    )
+    p.add_argument("--image", default=None, help="with --list: the image to describe")
     p.set_defaults(func=_cmd_build_image)

@@ -21,7 +21,9 @@ What it owns:
   answer type that fits it; anything else is a protocol violation. Request ids
   are chosen here.
 - The execute state machine: output counted against the snippet's cap (with a
-  little slack for the runner's batching), tool calls, the result. Its
+  little slack for the runner's batching; stdout and stderr each), artifacts
+  counted against `max_artifacts` and each checked by `events.artifact`
+  (size, base64, bytes that match the declared type), tool calls, the result. Its
   deadline (the daemon's hard timeout) pauses while a tool call is out, as the
   runner's soft timer does, crediting each call a little transit time, up to
   a total tool-time budget (`tool_time_budget_ms`).
@@ -121,6 +123,18 @@ class StreamDemux:
 AWAIT_READY, IDLE, REQUEST, EXECUTE, TOOL = "await_ready", "idle", "request", "execute", "tool"
 
 
+def _artifact_caps(
+    base: tuple[int, int], limits: dict[str, Any], *, only_lower: bool
+) -> tuple[int, int]:
+    """(max_artifact_bytes, max_artifacts) from a frame's limits over `base` (0 = keep)."""
+    out = list(base)
+    for i, key in enumerate(("max_artifact_bytes", "max_artifacts")):
+        value = limits.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            out[i] = min(value, base[i]) if only_lower else value
+    return out[0], out[1]
+
+
 class ChannelProtocol:
     """One container channel, daemon side. Not thread-safe; no I/O."""
 
@@ -132,6 +146,7 @@ class ChannelProtocol:
         expect_interpreter: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        defaults = SessionLimits()
         self.max_frame = max_frame
         self.output_cap = output_cap  # the session's; init's limits.output_bytes replaces it
         self.expect_interpreter = expect_interpreter  # None: any runner mode is fine
@@ -148,9 +163,15 @@ class ChannelProtocol:
         self._deadline = math.inf
         self._timeout = 0.0
         self._init_output: int | None = None
+        # The session's artifact caps (init's limits replace them), as for output_cap.
+        self.artifact_caps = (defaults.max_artifact_bytes, defaults.max_artifacts)
+        self._init_artifacts: tuple[int, int] | None = None
         # execute state
         self._cap = output_cap
         self._streamed = 0
+        self._streamed_err = 0
+        self._artifact_caps = self.artifact_caps
+        self._artifacts = 0
         self._call_id: str | None = None
         self._paused_at = 0.0
         self._tool_time = 0.0
@@ -235,6 +256,8 @@ class ChannelProtocol:
             answer = parse(frame)
             if self._kind == "init" and self._init_output:
                 self.output_cap = self._init_output
+            if self._kind == "init" and self._init_artifacts:
+                self.artifact_caps = self._init_artifacts
             self._finish()
             return answer
         if kind == "result":
@@ -245,12 +268,25 @@ class ChannelProtocol:
             raise SandboxProtocolError(f"a {kind[:40]!r} frame while a tool call is out")
         if kind == "output":
             out = events.output(frame)
-            self._streamed += len(out.data)
-            if self._streamed > self._cap + OUTPUT_SLACK:
+            if out.stream == "stderr":
+                self._streamed_err += len(out.data)
+                streamed = self._streamed_err
+            else:
+                self._streamed += len(out.data)
+                streamed = self._streamed
+            if streamed > self._cap + OUTPUT_SLACK:
                 raise SandboxProtocolError(
-                    f"the sandbox streamed more than {self._cap} bytes of output"
+                    f"the sandbox streamed more than {self._cap} bytes of output ({out.stream})"
                 )
             return out
+        if kind == "artifact":
+            max_bytes, max_count = self._artifact_caps
+            self._artifacts += 1
+            if self._artifacts > max_count:
+                raise SandboxProtocolError(
+                    f"the sandbox sent more than max_artifacts={max_count} artifacts"
+                )
+            return events.artifact(frame, max_bytes=max_bytes)
         if kind == "tool_call":
             call = events.tool_call(frame)
             self.state, self._call_id, self._paused_at = TOOL, call.call_id, self._clock()
@@ -298,6 +334,9 @@ class ChannelProtocol:
         limits = frame.get("limits")
         output_bytes = limits.get("output_bytes") if isinstance(limits, dict) else None
         self._init_output = int(output_bytes) if frame["type"] == "init" and output_bytes else None
+        self._init_artifacts = None
+        if frame["type"] == "init" and isinstance(limits, dict):
+            self._init_artifacts = _artifact_caps(self.artifact_caps, limits, only_lower=False)
         return data
 
     def execute(
@@ -308,7 +347,7 @@ class ChannelProtocol:
         limits: dict[str, int] | None = None,
         tool_time_budget: float = DEFAULT_TOOL_TIME_BUDGET_S,
     ) -> bytes:
-        """Start a snippet; events follow: `Output`, `ToolCall`, then one `ExecuteResult`.
+        """Start a snippet; events follow: `Output`, `Artifact`, `ToolCall`, then one `ExecuteResult`.
 
         `timeout` bounds the snippet except the time its tool calls are out
         (see `answer_tool_call`), up to `tool_time_budget` seconds of that.
@@ -321,7 +360,9 @@ class ChannelProtocol:
                 cap = min(cap, int(limits["output_bytes"]))
         data = self._start(frame, timeout)
         self.state = EXECUTE
-        self._cap, self._streamed = cap, 0
+        self._cap, self._streamed, self._streamed_err = cap, 0, 0
+        self._artifacts = 0
+        self._artifact_caps = _artifact_caps(self.artifact_caps, limits or {}, only_lower=True)
         self._tool_time, self._tool_budget = 0.0, tool_time_budget
         return data
 

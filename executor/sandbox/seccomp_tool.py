@@ -8,8 +8,12 @@
   workload and report every syscall it made that the profile would deny.
 - verify: start the hardened container (raw CPython, no interpreter), run
   probes that attempt each denied syscall, and print a table
-  ``probe | expected | observed``. Exits non-zero when something the profile
-  should deny was allowed.
+  ``probe | expected | observed | refused by``. Exits non-zero when something
+  the profile should deny was allowed. ``--runtime runsc`` runs it under
+  gVisor, where the same profile is applied by gVisor's kernel; the last
+  column names the layer that refused each probe (seccomp, gVisor, the
+  kernel's capability checks), found by running the probes again with the
+  profile off.
 
 `run_snippet` (raw CPython in the hardened container, output over the attach
 stream) is shared with the container-layer tests.
@@ -362,6 +366,8 @@ PROBES: list[tuple[str, int, tuple[int, ...], str]] = [
     ("migrate_pages", 256, (0, 0, 0, 0), "EPERM"),
     ("move_pages", 279, (0, 0, 0, 0, 0, 0), "EPERM"),
     ("getpid (control)", 39, (), "allowed"),
+    # select.select uses it; gVisor names it differently (hardening.GVISOR_SYSCALL_ALIASES)
+    ("pselect6 (control, zero timeout)", 270, (0, 0, 0, 0, -1, 0), "allowed"),
 ]
 
 # Runs inside the container as raw CPython. Prints one JSON object.
@@ -372,7 +378,9 @@ libc.syscall.restype = ctypes.c_long
 probes = json.loads(PROBES_JSON)
 out = {"syscalls": [], "status": {}, "actions": []}
 pid = os.getpid()
+ZERO = (ctypes.c_long * 2)(0, 0)  # a zero timespec; -1 in an argument list points here
 for label, nr, args, _ in probes:
+    args = [ctypes.addressof(ZERO) if a == -1 else a for a in args]
     ctypes.set_errno(0)
     ret = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
     err = ctypes.get_errno()
@@ -405,6 +413,45 @@ for line in open("/proc/self/status"):
     k, _, v = line.partition(":")
     if k in ("Seccomp", "NoNewPrivs", "CapEff", "CapPrm", "CapBnd", "Uid"):
         out["status"][k] = v.strip()
+if "NoNewPrivs" not in out["status"]:  # gVisor's status has no such line: ask prctl
+    out["status"]["NoNewPrivs"] = str(libc.prctl(39, 0, 0, 0, 0))  # PR_GET_NO_NEW_PRIVS
+print(json.dumps(out))
+"""
+
+# The same syscall probes, each in a forked child (a probe that succeeds without
+# the profile cannot change the parent), for the run without the profile that
+# tells which layer refused each one.
+BARE_SCRIPT = r"""
+import ctypes, errno, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+probes = json.loads(PROBES_JSON)
+ZERO = (ctypes.c_long * 2)(0, 0)
+out = {"syscalls": []}
+for label, nr, args, _ in probes:
+    if label.startswith("clone("):
+        # A namespace clone without the profile ended the whole sandbox under
+        # gVisor (runsc 20221219); these are not re-run.
+        out["syscalls"].append([label, 0, "not run"])
+        continue
+    args = [ctypes.addressof(ZERO) if a == -1 else a for a in args]
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(r)
+        ctypes.set_errno(0)
+        ret = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+        err = ctypes.get_errno()
+        if ret == 0 and label.startswith("clone("):
+            os._exit(0)  # the clone's own child
+        os.write(w, json.dumps([ret, errno.errorcode.get(err, str(err)) if ret < 0 else ""]).encode())
+        os._exit(0)
+    os.close(w)
+    data = os.read(r, 4096)
+    os.close(r)
+    os.waitpid(child, 0)
+    ret, err = json.loads(data) if data else (-1, "child died")
+    out["syscalls"].append([label, ret, err])
 print(json.dumps(out))
 """
 
@@ -425,11 +472,21 @@ STATUS_EXPECT: dict[str, str] = {
 }
 
 
+# Which layer refuses what, when the probe is refused (see `layer_of`).
+LAYER_SECCOMP = {"runc": "seccomp", "runsc": "seccomp (in gVisor)"}
+LAYER_BELOW = {"runc": "kernel (no caps, uid 65534)", "runsc": "gVisor"}
+ACTION_LAYER: dict[str, str] = {
+    "connect 1.1.1.1:53": "{seccomp} + no network",
+    "setuid(0)": "no capabilities ({below})",
+}
+
+
 @dataclass(frozen=True)
 class Row:
     probe: str
     expected: str
     observed: str
+    layer: str = ""  # the layer(s) that refused it; "" for allowed probes and facts
 
     @property
     def ok(self) -> bool:
@@ -443,27 +500,100 @@ def probe_script() -> str:
     return f"PROBES_JSON = {json.dumps(json.dumps(probes))}\n" + PROBE_SCRIPT
 
 
-def verify(client: Any, image: str, *, labels: dict[str, str], timeout: float = 60) -> list[Row]:
-    """Run the probes in the hardened container; one Row per probe."""
-    run = run_snippet(client, image, probe_script(), labels=labels, timeout=timeout)
+def bare_script() -> str:
+    probes = [[label, nr, list(args), exp] for label, nr, args, exp in PROBES]
+    return f"PROBES_JSON = {json.dumps(json.dumps(probes))}\n" + BARE_SCRIPT
+
+
+def _refused(ret: int, err: str) -> bool:
+    return ret < 0 and err in ("EPERM", "ENOSYS", "EACCES", "ENODEV", "EOPNOTSUPP")
+
+
+def layer_of(runtime: str, with_profile: tuple[int, str], without: tuple[int, str]) -> str:
+    """Who refused a probe: the profile, the layer below it (gVisor or the kernel), or both.
+
+    `with_profile` is the probe's (ret, errno) under Corral's profile, `without`
+    the same probe in the same container with the profile off.
+    """
+    ret, err = with_profile
+    if not _refused(ret, err):
+        return ""
+    if without[1] == "not run":
+        return f"{LAYER_SECCOMP[runtime]} (not tried without it)"
+    below = _refused(*without)
+    if err == "ENOSYS" and below and without[1] == "ENOSYS":
+        return LAYER_BELOW[runtime]  # the runtime does not implement it at all
+    if below:
+        return f"{LAYER_SECCOMP[runtime]} + {LAYER_BELOW[runtime]}"
+    return LAYER_SECCOMP[runtime]
+
+
+def _run_json(client: Any, image: str, code: str, **kw: Any) -> dict[str, Any]:
+    run = run_snippet(client, image, code, **kw)
     if run.exit_code != 0:
         raise SeccompToolError(
             f"probe container failed (exit {run.exit_code}, timed out: {run.timed_out}): "
             + run.stderr.decode("utf-8", "replace")[-2000:]
         )
     try:
-        data = json.loads(run.stdout.decode().strip().splitlines()[-1])
+        data: dict[str, Any] = json.loads(run.stdout.decode().strip().splitlines()[-1])
     except (ValueError, IndexError) as exc:
         raise SeccompToolError(f"probe output is not JSON: {run.stdout[-500:]!r}") from exc
+    return data
+
+
+def verify(
+    client: Any,
+    image: str,
+    *,
+    labels: dict[str, str],
+    timeout: float = 60,
+    runtime: str = "runc",
+) -> list[Row]:
+    """Run the probes in the hardened container under `runtime`; one Row per probe.
+
+    A second container (same hardening, profile off) runs the syscall probes
+    again, each in a forked child, so every refused probe names the layer that
+    refused it: the seccomp profile (applied by the host kernel under runc, by
+    gVisor's kernel under runsc), the layer below (the kernel's capability and
+    uid checks, or gVisor itself), or both.
+    """
+    from executor.sandbox.hardening import runtime_settings
+
+    limits = SessionLimits()
+    settings = runtime_settings(runtime, limits)
+    data = _run_json(
+        client, image, probe_script(), labels=labels, timeout=timeout, config_overrides=settings
+    )
+    bare_limits = SessionLimits(pids=256)
+    bare_settings = {
+        **runtime_settings(runtime, bare_limits),
+        "security_opt": ["no-new-privileges:true", "seccomp=unconfined"],
+    }
+    # Under gVisor (ptrace platform) every forked address space costs host tasks in the
+    # pids cgroup, and the bare run forks once per probe: give it room.
+    bare = _run_json(
+        client,
+        image,
+        bare_script(),
+        labels=labels,
+        timeout=timeout,
+        limits=bare_limits,
+        config_overrides=bare_settings,
+    )
+    without = {label: (ret, err) for label, ret, err in bare["syscalls"]}
     expected = {label: exp for label, _, _, exp in PROBES}
     rows: list[Row] = []
     for label, ret, err in data["syscalls"]:
         # EPERM/ENOSYS are the profile's answers; any other result means the
         # call got past seccomp (and perhaps failed later on its bogus arguments).
         observed = err if ret < 0 and err in ("EPERM", "ENOSYS") else f"allowed ({err or ret})"
-        rows.append(Row(label, expected[label], observed))
+        layer = layer_of(runtime, (ret, err), without.get(label, (0, "")))
+        rows.append(Row(label, expected[label], observed, layer))
     for label, outcome, _detail in data["actions"]:
-        rows.append(Row(label, ACTION_EXPECT[label], outcome))
+        layer = ACTION_LAYER.get(label, "") if outcome != "ok" else ""
+        layer = layer.format(seccomp=LAYER_SECCOMP[runtime], below=LAYER_BELOW[runtime])
+        rows.append(Row(label, ACTION_EXPECT[label], outcome, layer))
     for key, want in STATUS_EXPECT.items():
         rows.append(Row(f"/proc/self/status {key}", want, data["status"].get(key, "?")))
     uid = data["status"].get("Uid", "?").split()
@@ -474,10 +604,14 @@ def verify(client: Any, image: str, *, labels: dict[str, str], timeout: float = 
 def format_table(rows: list[Row]) -> str:
     w1 = max(len("syscall or action"), *(len(r.probe) for r in rows))
     w2 = max(len("expected"), *(len(r.expected) for r in rows))
-    lines = [f"{'syscall or action':<{w1}}  {'expected':<{w2}}  observed", "-" * (w1 + w2 + 20)]
+    w3 = max(len("observed"), *(len(r.observed) for r in rows))
+    lines = [
+        f"{'syscall or action':<{w1}}  {'expected':<{w2}}  {'observed':<{w3}}  refused by",
+        "-" * (w1 + w2 + w3 + 30),
+    ]
     for r in rows:
         mark = "" if r.ok else "   <-- UNEXPECTED"
-        lines.append(f"{r.probe:<{w1}}  {r.expected:<{w2}}  {r.observed}{mark}")
+        lines.append(f"{r.probe:<{w1}}  {r.expected:<{w2}}  {r.observed:<{w3}}  {r.layer}{mark}")
     return "\n".join(lines)
 
 
@@ -712,19 +846,24 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     import docker
 
     from executor.sandbox.image import ensure_image
+    from executor.sandbox.runtimes import RuntimeSetupError, resolve
 
     client = docker.from_env()
     image = args.image or ensure_image(client=client)
     instance = f"seccomp-verify-{uuid.uuid4().hex[:8]}"
     t0 = time.monotonic()
     try:
-        rows = verify(client, image, labels={LABEL_INSTANCE: instance})
-    except SeccompToolError as exc:
+        runtime = resolve(args.runtime, client).runtime
+        rows = verify(client, image, labels={LABEL_INSTANCE: instance}, runtime=runtime)
+    except (SeccompToolError, RuntimeSetupError) as exc:
         print(f"corrald seccomp verify: {exc}", file=sys.stderr)
         return 2
     print(format_table(rows))
     bad = [r for r in rows if not r.ok]
-    print(f"\n{len(rows)} probes on {image} in {time.monotonic() - t0:.1f}s: {len(bad)} unexpected")
+    print(
+        f"\n{len(rows)} probes on {image} under {runtime} in {time.monotonic() - t0:.1f}s: "
+        f"{len(bad)} unexpected"
+    )
     return 1 if bad else 0
 
 
@@ -743,4 +882,10 @@ def add_parser(subparsers: Any) -> None:
     r.set_defaults(func=_cmd_record)
     v = sub.add_parser("verify", help="probe the hardened container; print a table")
     v.add_argument("--image", default=None, help="image tag (default: build/ensure the current)")
+    v.add_argument(
+        "--runtime",
+        default="auto",
+        choices=["auto", "runc", "runsc"],
+        help="OCI runtime to verify under (default auto: runsc when registered)",
+    )
     v.set_defaults(func=_cmd_verify)

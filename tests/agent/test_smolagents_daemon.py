@@ -115,3 +115,80 @@ def test_smolagents_tool_types_map_to_corral() -> None:
     assert wrapped.inputs == {"fruit": {"type": "string", "description": "the fruit's name"}}
     assert wrapped.output_type == "integer"
     assert wrapped(fruit="pear") == 5
+
+
+# -- figures (issue #13) ------------------------------------------------------------
+
+FIGURE_IMPORTS = ["matplotlib", "matplotlib.*", "PIL", "PIL.*"]
+FIGURE_LIMITS = {"wall_time_ms": 20_000, "cpu_time_ms": 20_000}
+PLOT_ACTION = (
+    "Thought: plot it.\n<code>\nimport matplotlib.pyplot as plt\n"
+    "fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=100)\nax.plot([1, 2, 3], [1, 4, 9])\n"
+    "plt.show()\nprint('plotted')\n</code>"
+)
+
+
+def _images_in(messages: list[Any]) -> list[Any]:
+    """The image content parts smolagents put into the messages it sent the model."""
+    found = []
+    for message in messages:
+        content = message.content if hasattr(message, "content") else message.get("content")
+        if isinstance(content, list):
+            found += [part for part in content if part.get("type") == "image"]
+    return found
+
+
+def test_a_smolagents_code_agent_sees_the_figure_its_code_produced(daemon: Any) -> None:
+    from smolagents.agent_types import AgentImage
+
+    from agent.integrations.smolagents import CorralCodeAgent
+
+    model = ScriptedSmolModel(
+        [
+            PLOT_ACTION,
+            "Thought: answer with an image.\n<code>\nfrom PIL import Image\n"
+            "final_answer(Image.new('RGB', (12, 7), 'blue'))\n</code>",
+        ]
+    )
+    with Client(daemon.target) as client:
+        executor = CorralExecutor(client, limits=FIGURE_LIMITS)
+        agent = CorralCodeAgent(
+            tools=[],
+            model=model,
+            executor=executor,
+            additional_authorized_imports=FIGURE_IMPORTS,
+            max_steps=4,
+            verbosity_level=0,
+        )
+        try:
+            answer = agent.run("Plot y = x^2, then give me a blue swatch.")
+            assert isinstance(answer, AgentImage) and answer.to_raw().size == (12, 7)
+            # The figure the first action made reached the model in the second call,
+            # as smolagents shows images: the step's observations_images.
+            first_step = agent.memory.steps[1]
+            assert [im.size for im in first_step.observations_images] == [(640, 480)]
+            images = _images_in(model.seen[1])
+            assert len(images) == 1 and images[0]["image"].size == (640, 480)
+            assert "[figure 1: 640x480 PNG → attached below]" in first_step.observations
+        finally:
+            executor.cleanup()
+
+
+def test_a_plain_code_agent_gets_figures_through_the_step_callback(daemon: Any) -> None:
+    model = ScriptedSmolModel([PLOT_ACTION, "Thought: done.\n<code>\nfinal_answer(1)\n</code>"])
+    with Client(daemon.target) as client:
+        executor = CorralExecutor(client, limits=FIGURE_LIMITS)
+        agent = smolagents.CodeAgent(
+            tools=[],
+            model=model,
+            executor=executor,
+            additional_authorized_imports=FIGURE_IMPORTS,
+            step_callbacks=[executor.attach_images],
+            max_steps=3,
+            verbosity_level=0,
+        )
+        try:
+            assert agent.run("plot") == 1
+            assert len(_images_in(model.seen[1])) == 1
+        finally:
+            executor.cleanup()

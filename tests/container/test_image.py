@@ -21,8 +21,9 @@ from executor.sandbox.seccomp_tool import run_snippet
 def source_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the sources the image holds, with the module pointed at it."""
     root = tmp_path / "repo"
-    (root / "executor").mkdir(parents=True)
-    shutil.copy2(image_mod.REPO_ROOT / "executor" / "__init__.py", root / "executor")
+    for rel in image_mod.SOURCE_FILES:  # executor/__init__.py and the proto/ modules
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(image_mod.REPO_ROOT / rel, root / rel)
     for tree in image_mod.SOURCE_TREES:
         shutil.copytree(
             image_mod.REPO_ROOT / tree, root / tree, ignore=shutil.ignore_patterns("__pycache__")
@@ -177,3 +178,102 @@ def test_a_source_change_rebuilds_only_the_last_layers(
             docker_client.images.remove(tag, noprune=False)
         except Exception:
             pass
+
+
+# --- matplotlib, Pillow and operator packages (issue #13) ---------------------------------
+
+
+def test_operator_requirements_join_the_pins_and_the_hash(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.txt"
+    extra.write_text("# our plotting helpers\nseaborn==0.13.2  # pinned\n")
+    assert image_mod._requirements(extra)[-1] == "seaborn==0.13.2"
+    assert image_mod._requirements(extra)[:-1] == image_mod._requirements()
+    first = image_mod.content_hash(None, extra)
+    assert first != image_mod.content_hash()
+    extra.write_text("seaborn==0.13.1\n")
+    assert image_mod.content_hash(None, extra) != first
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("seaborn>=0.13\n", "not an exact pin"),
+        ("seaborn\n", "not an exact pin"),
+        ("--index-url http://evil/\n", "not an exact pin"),
+        ("git+https://x/y.git\n", "not an exact pin"),
+        ("numpy==1.0\n", "already pinned by the image"),
+        ("Pillow==9.0\n", "already pinned by the image"),
+    ],
+)
+def test_operator_requirements_must_be_exact_new_pins(tmp_path: Path, text: str, why: str) -> None:
+    extra = tmp_path / "extra.txt"
+    extra.write_text(text)
+    with pytest.raises(image_mod.ImageError, match=why):
+        image_mod._requirements(extra)
+
+
+def test_a_missing_requirements_file_names_itself(tmp_path: Path) -> None:
+    with pytest.raises(image_mod.ImageError, match="cannot read the requirements file"):
+        image_mod._requirements(tmp_path / "nope.txt")
+
+
+@pytest.mark.docker
+def test_build_image_list_shows_the_packages_of_the_image(
+    sandbox_image: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    image_mod.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["build-image", "--list", "--image", sandbox_image])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(sandbox_image)
+    assert {line.strip() for line in out[1:]} == set(image_mod._requirements())
+    assert "  matplotlib==3.11.2" in out and "  pillow==13.0.0" in out
+
+
+MPL_CHECK = """
+import os, sys, time, warnings, logging
+t0 = time.monotonic()
+import matplotlib
+import matplotlib.pyplot as plt
+fig = plt.figure(figsize=(2, 2), dpi=50)
+plt.plot([0, 1])
+import io
+buf = io.BytesIO()
+fig.savefig(buf, format="png")
+print(matplotlib.get_backend(), os.environ["MPLCONFIGDIR"], sorted(os.listdir(os.environ["MPLCONFIGDIR"])),
+      buf.getvalue()[:4] == b"\\x89PNG", round(time.monotonic() - t0, 2))
+"""
+
+
+@pytest.mark.docker
+def test_matplotlib_runs_with_a_read_only_root_and_no_font_rebuild(
+    docker_client: Any, sandbox_image: str, test_instance_id: str
+) -> None:
+    """The font cache was built at image build time: no warning, no rescan per session."""
+    from docker.types import LogConfig
+
+    from executor.sandbox.hardening import container_config
+    from proto.limits import SessionLimits
+
+    cfg = container_config(
+        SessionLimits(),
+        labels={LABEL_INSTANCE: test_instance_id},
+        command=["python3", "-I", "-c", MPL_CHECK],
+    )
+    cfg.update(auto_remove=False, stdin_open=False, log_config=LogConfig(type="json-file"))
+    assert cfg.get("read_only") is True
+    container = docker_client.containers.create(sandbox_image, **cfg)
+    try:
+        container.start()
+        assert container.wait(timeout=180)["StatusCode"] == 0, container.logs()
+        out = container.logs(stdout=True, stderr=False).decode()
+        err = container.logs(stdout=False, stderr=True).decode()
+        assert err == ""  # no "Matplotlib is building the font cache", no cache-dir warning
+        words = out.split()
+        assert words[0].lower() == "agg" and words[1] == "/tmp/matplotlib"
+        assert "fontlist-v" in out and "True" in out  # the seeded cache; a PNG was made
+    finally:
+        container.remove(force=True)

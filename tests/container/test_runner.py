@@ -7,6 +7,7 @@ container layer alone, raw CPython started by `corrald probe --raw`.
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 import time
@@ -187,14 +188,21 @@ def test_runner_exits_when_stdin_closes_during_a_snippet(factory: SandboxFactory
 # -- raw mode (container layer alone), only through the operator's probe -------
 
 
-def test_raw_mode_via_probe(docker_client: Any, sandbox_image: str, test_instance_id: str) -> None:
-    code = (
-        "import os\nprint(os.getuid())\nopen('/proc/self/status').read().count('NoNewPrivs:\\t1')"
+def test_raw_mode_via_probe(
+    docker_client: Any, sandbox_image: str, test_instance_id: str, runtime: str
+) -> None:
+    code = "import os, ctypes\nprint(os.getuid())\nctypes.CDLL(None).prctl(39, 0, 0, 0, 0)"
+    result = run_probe(
+        code,
+        image=sandbox_image,
+        client=docker_client,
+        instance=test_instance_id,
+        runtime=runtime,
     )
-    result = run_probe(code, image=sandbox_image, client=docker_client, instance=test_instance_id)
     assert result["verdict"] == "OK"
+    assert result["runtime"] == runtime
     assert result["stdout"] == "65534\n"
-    assert result["value"]["json"] == 1
+    assert result["value"]["json"] == 1  # PR_GET_NO_NEW_PRIVS
     left = docker_client.containers.list(
         all=True,
         filters={"label": [f"{LABEL_INSTANCE}={test_instance_id}", "io.corral.role=probe"]},
@@ -202,8 +210,26 @@ def test_raw_mode_via_probe(docker_client: Any, sandbox_image: str, test_instanc
     assert left == []
 
 
+def test_raw_probe_sees_the_runtimes_kernel(
+    docker_client: Any, sandbox_image: str, test_instance_id: str, runtime: str
+) -> None:
+    """Under gVisor the sandbox's kernel is gVisor's own, never the host's."""
+    result = run_probe(
+        "import os\nos.uname().release",
+        image=sandbox_image,
+        client=docker_client,
+        instance=test_instance_id,
+        runtime=runtime,
+    )
+    kernel = result["value"]["json"]
+    if runtime == "runsc":
+        assert kernel != platform.release()
+    else:
+        assert kernel == platform.release()
+
+
 def test_raw_memory_bomb_ends_with_verdict(
-    docker_client: Any, sandbox_image: str, test_instance_id: str
+    docker_client: Any, sandbox_image: str, test_instance_id: str, runtime: str
 ) -> None:
     result = run_probe(
         "x = bytearray(4 << 30)",
@@ -211,12 +237,13 @@ def test_raw_memory_bomb_ends_with_verdict(
         client=docker_client,
         instance=test_instance_id,
         limits=SessionLimits(memory_bytes=384 * MiB),
+        runtime=runtime,
     )
     assert result["verdict"] == "MEMORY_LIMIT"
 
 
 def test_raw_cpu_burner_ends_with_verdict(
-    docker_client: Any, sandbox_image: str, test_instance_id: str
+    docker_client: Any, sandbox_image: str, test_instance_id: str, runtime: str
 ) -> None:
     result = run_probe(
         "while True:\n    pass\n",
@@ -224,11 +251,14 @@ def test_raw_cpu_burner_ends_with_verdict(
         client=docker_client,
         instance=test_instance_id,
         limits=SessionLimits(cpu_time_ms=1000, wall_time_ms=30_000),
+        runtime=runtime,
     )
     assert result["verdict"] == "CPU_LIMIT"
 
 
-def test_probe_command_line(tmp_path: Path, sandbox_image: str, test_instance_id: str) -> None:
+def test_probe_command_line(
+    tmp_path: Path, sandbox_image: str, test_instance_id: str, runtime: str
+) -> None:
     script = tmp_path / "probe.py"
     script.write_text(
         "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), 2)\n"
@@ -246,6 +276,8 @@ def test_probe_command_line(tmp_path: Path, sandbox_image: str, test_instance_id
             sandbox_image,
             "--instance",
             test_instance_id,
+            "--runtime",
+            runtime,
         ],
         cwd=REPO,
         capture_output=True,
@@ -255,6 +287,7 @@ def test_probe_command_line(tmp_path: Path, sandbox_image: str, test_instance_id
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["verdict"] == "OK"
+    assert result["runtime"] == runtime
     assert result["value"]["json"] is False  # no network in the container
 
 

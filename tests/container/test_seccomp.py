@@ -1,8 +1,11 @@
-"""The seccomp profile, applied: raw CPython probes inside the hardened container.
+"""The seccomp profile, applied: raw CPython probes inside the hardened container,
+under each runtime (runc: the host kernel applies the profile; runsc: gVisor's
+kernel applies it, `--oci-seccomp`).
 
-One container runs every probe (`seccomp_tool.verify`); each denied syscall is
-then asserted to have returned EPERM (clone3: ENOSYS), each allowed one to have
-got past the filter.
+One container runs every probe (`seccomp_tool.verify`), a second one runs the
+syscall probes with the profile off; each denied syscall is then asserted to
+have returned EPERM (clone3: ENOSYS), each allowed one to have got past the
+filter, and each refusal to name the layer that made it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,17 @@ from typing import Any
 import pytest
 
 from executor.sandbox import LABEL_INSTANCE
-from executor.sandbox.seccomp_tool import PROBES, Row, format_table, run_snippet, verify
+from executor.sandbox.seccomp_tool import (
+    LAYER_BELOW,
+    LAYER_SECCOMP,
+    PROBES,
+    Row,
+    format_table,
+    layer_of,
+    run_snippet,
+    verify,
+)
+from tests.container.conftest import overrides_for
 
 pytestmark = pytest.mark.docker
 
@@ -22,9 +35,13 @@ ALLOWED = [label for label, _nr, _args, exp in PROBES if exp == "allowed"]
 
 
 @pytest.fixture(scope="module")
-def rows(docker_client: Any, sandbox_image: str, test_instance_id: str) -> dict[str, Row]:
-    result = verify(docker_client, sandbox_image, labels={LABEL_INSTANCE: test_instance_id})
-    print(format_table(result))
+def rows(
+    docker_client: Any, sandbox_image: str, test_instance_id: str, runtime: str
+) -> dict[str, Row]:
+    result = verify(
+        docker_client, sandbox_image, labels={LABEL_INSTANCE: test_instance_id}, runtime=runtime
+    )
+    print(f"runtime {runtime}\n" + format_table(result))
     return {r.probe: r for r in result}
 
 
@@ -38,6 +55,39 @@ def test_denied_syscall_returns_the_profiles_errno(
 @pytest.mark.parametrize("label", ALLOWED)
 def test_allowed_syscall_gets_past_the_filter(rows: dict[str, Row], label: str) -> None:
     assert rows[label].observed.startswith("allowed")
+    assert rows[label].layer == ""
+
+
+def test_every_refusal_names_its_layer(rows: dict[str, Row], runtime: str) -> None:
+    for label, _expected in DENIED:
+        layer = rows[label].layer
+        assert layer, label
+        assert LAYER_SECCOMP[runtime] in layer or layer == LAYER_BELOW[runtime], (label, layer)
+
+
+def test_the_profile_refuses_each_network_socket_on_its_own(
+    rows: dict[str, Row], runtime: str
+) -> None:
+    """AF_INET sockets are allowed by both kernels without the profile: the profile alone refuses."""
+    for label in ("socket(AF_INET, SOCK_STREAM)", "socket(AF_INET6, SOCK_STREAM)"):
+        assert rows[label].layer == LAYER_SECCOMP[runtime]
+
+
+def test_clone3_is_enosys_so_that_threads_fall_back_to_clone(
+    rows: dict[str, Row], runtime: str
+) -> None:
+    # runc: the profile answers ENOSYS; runsc ignores errnoRet, gVisor answers ENOSYS itself.
+    assert rows["clone3"].observed == "ENOSYS"
+    assert rows["clone3"].layer == ("seccomp" if runtime == "runc" else "gVisor")
+    assert rows["thread start"].observed == "ok"
+
+
+def test_layer_of_distinguishes_profile_runtime_and_both() -> None:
+    assert layer_of("runc", (-1, "EPERM"), (3, "")) == "seccomp"
+    assert layer_of("runc", (-1, "EPERM"), (-1, "EPERM")) == "seccomp + kernel (no caps, uid 65534)"
+    assert layer_of("runsc", (-1, "ENOSYS"), (-1, "ENOSYS")) == "gVisor"
+    assert layer_of("runsc", (-1, "EPERM"), (-1, "EACCES")) == "seccomp (in gVisor) + gVisor"
+    assert layer_of("runsc", (0, ""), (0, "")) == ""
 
 
 def test_seccomp_is_in_filter_mode(rows: dict[str, Row]) -> None:
@@ -67,18 +117,24 @@ print(json.dumps([fd, ctypes.get_errno()]))
 
 
 def test_the_denial_comes_from_our_profile_not_from_elsewhere(
-    docker_client: Any, sandbox_image: str, test_instance_id: str
+    docker_client: Any, sandbox_image: str, test_instance_id: str, runtime: str
 ) -> None:
     """Same container with Docker's default profile: an AF_INET socket can be created
     (no network to use it on); with ours it cannot. So the EPERM is our profile's."""
     labels = {LABEL_INSTANCE: test_instance_id}
-    ours = run_snippet(docker_client, sandbox_image, INET_SOCKET, labels=labels)
+    ours = run_snippet(
+        docker_client,
+        sandbox_image,
+        INET_SOCKET,
+        labels=labels,
+        config_overrides=overrides_for(runtime, None),
+    )
     default = run_snippet(
         docker_client,
         sandbox_image,
         INET_SOCKET,
         labels=labels,
-        config_overrides={"security_opt": ["no-new-privileges:true"]},
+        config_overrides=overrides_for(runtime, None, {"security_opt": ["no-new-privileges:true"]}),
     )
     assert json.loads(ours.text) == [-1, 1]  # EPERM
     fd, _ = json.loads(default.text)

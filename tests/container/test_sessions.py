@@ -1,4 +1,4 @@
-"""Interrupts, checkpoints and rollback inside the real hardened container (runc).
+"""Interrupts, checkpoints and rollback inside the real hardened container, under each runtime.
 
 The runner's new frames (wt/FRAMES-NEW.md) driven over the raw channel with the
 driver: tini is PID 1, the supervisor its child, the runner and the stopped
@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,15 +21,6 @@ from tests.runner.sandboxes import SandboxFactory
 pytestmark = pytest.mark.docker
 
 SPIN = "n = 0\nwhile True:\n    n = n + 1\n"
-
-
-@pytest.fixture
-def factory(
-    docker_client: Any, sandbox_image: str, test_instance_id: str
-) -> Iterator[SandboxFactory]:
-    f = SandboxFactory(docker_client, sandbox_image, test_instance_id)
-    yield f
-    f.cleanup()
 
 
 def _session(factory: SandboxFactory, limits: SessionLimits | None = None) -> Sandbox:

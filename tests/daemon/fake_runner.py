@@ -132,6 +132,7 @@ class FakeSandbox:
         on_output: Any,
         on_tool_call: Any,
         tool_time_budget: float = 600.0,
+        **_: Any,
     ) -> Any:
         """Runs trusted test code; the result passes the channel's own schema check."""
         frame = await self._execute(

@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from executor.daemon.testing import running_daemon
+from executor.sandbox.runtimes import cgroup_pids
 from proto import executor_pb2 as pb
 from proto import executor_pb2_grpc as pb_grpc
 from tests.daemon.helpers import execute, open_session, stub_for
@@ -93,11 +94,12 @@ def test_dead_warm_container_is_replaced(docker_client, sandbox_image, test_inst
 
 def test_custom_container_limits_get_a_dedicated_container(stub, daemon, docker_client):
     memory = 256 << 20
-    session_id = open_session(stub, limits={"memory_bytes": memory, "pids": 32})
+    session_id = open_session(stub, limits={"memory_bytes": memory, "pids": 96})
     try:
         sandbox = daemon.daemon.sessions.get(session_id, "anonymous").sandbox
         host = docker_client.api.inspect_container(sandbox.container_id)["HostConfig"]
-        assert host["Memory"] == memory and host["PidsLimit"] == 32
+        assert host["Memory"] == memory
+        assert host["PidsLimit"] == cgroup_pids(daemon.daemon.runtime, 96)
         assert json.loads(execute(stub, session_id, "21 * 2").result.value.json) == 42
     finally:
         stub.CloseSession(pb.CloseSessionRequest(session_id=session_id))

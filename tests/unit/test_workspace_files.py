@@ -98,13 +98,13 @@ def test_unknown_modules_are_warnings_and_known_ones_are_not() -> None:
 
 
 def test_image_modules_follow_the_image_requirements() -> None:
-    names = {"python-dateutil": "dateutil"}
+    names = {"python-dateutil": "dateutil", "pillow": "PIL", "fonttools": "fontTools"}
     pinned = [
         line.split("==")[0]
         for line in (REPO / "sandbox_images" / "requirements.txt").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    assert {names.get(p, p) for p in pinned} | {"executor"} == set(IMAGE_MODULES)
+    assert {names.get(p, p) for p in pinned} == set(IMAGE_MODULES)
 
 
 # ---------------------------------------------------------------- runner

@@ -1,0 +1,1 @@
+"""Load tools for the daemon: `corrald bench load` (see executor.bench.load)."""
