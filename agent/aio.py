@@ -93,12 +93,20 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+    async def _call(
+        self, method: str, request: Any, timeout: float | None = None, *, session_id: str = ""
+    ) -> Any:
+        """One unary (or client-streaming) call; `session_id` routes a stream of requests."""
         self.check_open()
+        metadata = (
+            wire.route_metadata(self._metadata, session_id)
+            if session_id
+            else wire.request_metadata(self._metadata, request)
+        )
         try:
             return await getattr(self._stub, method)(
                 request,
-                metadata=wire.request_metadata(self._metadata, request),
+                metadata=metadata,
                 timeout=timeout or self.timeout,
             )
         except grpc.RpcError as exc:
@@ -252,9 +260,11 @@ class AsyncSession:
         if not self.detached:
             await self.close()
 
-    async def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+    async def _call(
+        self, method: str, request: Any, timeout: float | None = None, *, session_id: str = ""
+    ) -> Any:
         try:
-            return await self.client._call(method, request, timeout)
+            return await self.client._call(method, request, timeout, session_id=session_id)
         except SessionLost:
             self.lost = True  # the daemon says the container is gone
             raise
@@ -301,7 +311,9 @@ class AsyncSession:
             )
         try:
             response = await self.client._stub.Run(
-                start, metadata=self.client._metadata, timeout=deadline
+                start,
+                metadata=wire.route_metadata(self.client._metadata, self.id),
+                timeout=deadline,
             )
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # an older daemon: stream instead
@@ -523,7 +535,7 @@ class AsyncSession:
         payload = wire.file_data(data)
         wire.check_file(payload, self.caps)
         chunks = list(wire.file_chunks(self.id, wire.file_path(path), payload))
-        response = await self._call("UploadFileStream", iter(chunks))
+        response = await self._call("UploadFileStream", iter(chunks), session_id=self.id)
         return int(response.size)
 
     async def download(self, path: str | os.PathLike[str]) -> bytes:
@@ -531,7 +543,9 @@ class AsyncSession:
         self._check_open()
         request = executor_pb2.DownloadFileRequest(session_id=self.id, path=wire.file_path(path))
         call = self.client._stub.DownloadFileStream(
-            request, metadata=self.client._metadata, timeout=self.client.timeout
+            request,
+            metadata=wire.route_metadata(self.client._metadata, self.id),
+            timeout=self.client.timeout,
         )
         parts = []
         try:

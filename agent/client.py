@@ -109,12 +109,20 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+    def _call(
+        self, method: str, request: Any, timeout: float | None = None, *, session_id: str = ""
+    ) -> Any:
+        """One unary (or client-streaming) call; `session_id` routes a stream of requests."""
         self.check_open()
+        metadata = (
+            wire.route_metadata(self._metadata, session_id)
+            if session_id
+            else wire.request_metadata(self._metadata, request)
+        )
         try:
             return getattr(self._stub, method)(
                 request,
-                metadata=wire.request_metadata(self._metadata, request),
+                metadata=metadata,
                 timeout=timeout or self.timeout,
             )
         except grpc.RpcError as exc:
@@ -254,9 +262,11 @@ class Session:
         if not self.detached:
             self.close()
 
-    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+    def _call(
+        self, method: str, request: Any, timeout: float | None = None, *, session_id: str = ""
+    ) -> Any:
         try:
-            return self.client._call(method, request, timeout)
+            return self.client._call(method, request, timeout, session_id=session_id)
         except SessionLost:
             self.lost = True  # the daemon says the container is gone
             raise
@@ -304,7 +314,9 @@ class Session:
             timer.daemon = True
         try:
             future = self.client._stub.Run.future(
-                start, metadata=self.client._metadata, timeout=deadline
+                start,
+                metadata=wire.route_metadata(self.client._metadata, self.id),
+                timeout=deadline,
             )
         except ValueError as exc:  # the channel was closed meanwhile
             self.client.check_open()
@@ -578,7 +590,7 @@ class Session:
         payload = wire.file_data(data)
         wire.check_file(payload, self.caps)
         chunks = wire.file_chunks(self.id, wire.file_path(path), payload)
-        response = self._call("UploadFileStream", chunks)
+        response = self._call("UploadFileStream", chunks, session_id=self.id)
         return int(response.size)
 
     def download(self, path: str | os.PathLike[str]) -> bytes:
@@ -589,7 +601,9 @@ class Session:
             return b"".join(
                 chunk.data
                 for chunk in self.client._stub.DownloadFileStream(
-                    request, metadata=self.client._metadata, timeout=self.client.timeout
+                    request,
+                    metadata=wire.route_metadata(self.client._metadata, self.id),
+                    timeout=self.client.timeout,
                 )
             )
         except grpc.RpcError as exc:

@@ -53,6 +53,7 @@ from proto.limits import FILE_CHUNK_BYTES, SessionLimits
 
 log = logging.getLogger("corral.daemon.service")
 
+RUN_ARTIFACT_BYTES = 12 << 20  # artifact bytes one unary Run reply carries (Execute streams all)
 CLOSED_MEMORY = 10_000  # recently closed ids remembered, so CloseSession stays idempotent
 FIRST_REQUEST_TIMEOUT_S = 30.0  # a client stream must send its first message this soon
 MAX_LOGGED_LABELS = 8
@@ -653,12 +654,23 @@ class ExecutorService(pb_grpc.ExecutorServicer):
 
         result = pb.ExecuteResult()
         artifacts: list[pb.Artifact] = []
+        kept = dropped = 0
         async for response in self.Execute(requests(), context):
             if response.HasField("result"):
                 result = response.result
-            elif response.HasField("artifact"):
-                artifacts.append(response.artifact)  # checked by the channel already
+            elif response.HasField("artifact"):  # checked by the channel already
+                size = len(response.artifact.data)
+                if kept + size > RUN_ARTIFACT_BYTES:
+                    dropped += 1  # one reply must stay under the send cap
+                    continue
+                kept += size
+                artifacts.append(response.artifact)
         result.artifacts.extend(artifacts)
+        if dropped:
+            result.stderr += (
+                f"[corral] {dropped} artifact(s) not returned: over the {RUN_ARTIFACT_BYTES}-byte "
+                "budget of one Run reply; run the snippet with stream() to get every artifact\n"
+            )
         return result
 
     def _run(

@@ -123,9 +123,7 @@ class ImportRules:
                     raise UnsafeImportError(
                         f"'{entry}' is on the never-import list (it reaches the process, files, "
                         "network or code objects), so no session may import it: compute what "
-                        "you need with a tool that runs on the client instead. (Embedding the "
-                        "interpreter in-process with a trusted sandbox around it, a program "
-                        "may pass unsafe_allow_never_imports=True.)"
+                        "you need with a tool that runs on the client instead"
                     )
         self.exact = frozenset(e for e in self.entries if not e.endswith("*"))
         self.prefixes = tuple(e[:-2] for e in self.entries if e.endswith(".*"))

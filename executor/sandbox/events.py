@@ -104,22 +104,34 @@ def _utf8(s: str) -> bool:
 
 
 def json_ok(value: Any, depth: int = 0) -> bool:
-    """JSON data protobuf can carry: no NaN/Infinity, no lone surrogates, nested <= 100."""
-    if depth > MAX_JSON_DEPTH:
-        return False
-    if value is None or isinstance(value, (bool, int)):
-        return True
-    if isinstance(value, str):
-        return _utf8(value)
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(json_ok(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return all(
-            isinstance(k, str) and _utf8(k) and json_ok(v, depth + 1) for k, v in value.items()
-        )
-    return False
+    """JSON data protobuf can carry: no NaN/Infinity, no lone surrogates, nested <= 100.
+
+    Iterative (an explicit stack), so hostile nesting costs no Python recursion
+    whatever the caller's stack depth.
+    """
+    stack: list[tuple[Any, int]] = [(value, depth)]
+    while stack:
+        item, level = stack.pop()
+        if level > MAX_JSON_DEPTH:
+            return False
+        if item is None or isinstance(item, (bool, int)):
+            continue
+        if isinstance(item, str):
+            if not _utf8(item):
+                return False
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                if not (isinstance(k, str) and _utf8(k)):
+                    return False
+                stack.append((v, level + 1))
+        else:
+            return False
+    return True
 
 
 def _value_parts(d: dict[str, Any], *, where: str) -> tuple[str, str, Any, bool]:

@@ -30,7 +30,8 @@ the ptrace platform; see docs/threat-model.md):
   an idle Python, more under load) are in the container's pids cgroup; with
   the cgroup at 64, a long-lived fuzz control session was lost once (most
   likely gVisor growing past it). So under runsc the cgroup gets
-  `RUNSC_PIDS_OVERHEAD` on top of the session's `pids`, which keeps meaning
+  `RUNSC_PIDS_OVERHEAD` on top of `RUNSC_PIDS_PER_TASK` x the session's `pids`
+  (measured: a checkpoint's stopped copy costs several host tasks), which keeps meaning
   "the snippet's processes and threads" (approximately: each of them costs
   gVisor one or more host tasks).
   Exhausting it ends the whole sandbox (verdict SANDBOX_LOST) instead of a
@@ -66,6 +67,11 @@ RUNSC_PACKAGE = "runsc"  # Debian/Ubuntu package name of gVisor
 # with the cgroup at <= 32 runsc cannot create the sandbox, at 40-48 the runner dies
 # before it is ready. The overhead is added to the session's pids under runsc.
 RUNSC_PIDS_OVERHEAD = 64
+# Each task inside gVisor (a snippet's thread or process, a checkpoint's stopped
+# copy) costs the ptrace platform one or more host tasks (its stub and threads):
+# the session's pids are scaled by this under runsc, so the runner's own count
+# (checkpoints, threads) runs out before the host cgroup ends the whole sandbox.
+RUNSC_PIDS_PER_TASK = 4
 # Below this the runner's own threads plus a snippet's first thread pool cannot work.
 RUNSC_MIN_PIDS = 8
 REGISTER_WAIT_S = 15.0  # after SIGHUP, how long to wait for the engine to list runsc
@@ -141,7 +147,7 @@ def check_limits(runtime: str, pids: int) -> None:
 
 def cgroup_pids(runtime: str, pids: int) -> int:
     """The pids cgroup value for a session's `pids` under `runtime`."""
-    return pids + RUNSC_PIDS_OVERHEAD if runtime == RUNSC else pids
+    return pids * RUNSC_PIDS_PER_TASK + RUNSC_PIDS_OVERHEAD if runtime == RUNSC else pids
 
 
 # --- setting up (standard library + the docker CLI only) ------------------------

@@ -26,6 +26,14 @@ from tests.runner.sandboxes import SandboxFactory
 
 pytestmark = pytest.mark.docker
 
+
+@pytest.fixture(scope="module")
+def runtime() -> str:
+    """runc only: these feed the daemon side of the channel hostile bytes; which kernel
+    boundary runs the runner does not change what crosses the attach stream."""
+    return "runc"
+
+
 SLACK_S = 10.0  # bound on "raised within the timeout" (the engine may be slow; not a speed test)
 
 PRELUDE = """

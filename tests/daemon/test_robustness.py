@@ -148,6 +148,9 @@ def test_frozen_containers_are_declared_lost_at_once(
         pool_warm=2,
         pool_max=6,
         health_check_interval_s=60.0,  # the engine's pause event must do it, not a ping
+        # runc: `docker pause` freezes a runc container with the cgroup freezer at once;
+        # a gVisor sandbox is paused by runsc itself, more slowly (the timing below is runc's).
+        runtime="runc",
         default_wall_time_ms=20_000,
         max_wall_time_ms=20_000,
     ) as d:

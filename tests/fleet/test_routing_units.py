@@ -21,8 +21,10 @@ from grpc_health.v1 import health_pb2
 
 from agent import AsyncClient, Client
 from agent.errors import NotFound, Unavailable
+from executor.daemon.auth import Authenticator
 from executor.daemon.config import DaemonConfig
 from executor.daemon.errors import ConfigError, SessionElsewhere, SessionNotFound
+from executor.daemon.interceptor import Gate
 from executor.daemon.metrics import DaemonMetrics
 from executor.daemon.server import Daemon, serving_status
 from executor.daemon.service import ExecutorService
@@ -73,6 +75,18 @@ class Recorder(pb_grpc.ExecutorServicer):
         self._record("UploadFile", context)
         return pb.UploadFileResponse(size=len(request.data))
 
+    def UploadFileStream(self, request_iterator: Any, context: grpc.ServicerContext) -> Any:
+        self._record("UploadFileStream", context)
+        return pb.UploadFileResponse(size=sum(len(c.data) for c in request_iterator))
+
+    def DownloadFileStream(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._record("DownloadFileStream", context)
+        yield pb.FileChunk(data=b"hi")
+
+    def Run(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._record("Run", context)
+        return pb.ExecuteResult(verdict=pb.VERDICT_OK)
+
     def Checkpoint(self, request: Any, context: grpc.ServicerContext) -> Any:
         self._record("Checkpoint", context)
         return pb.CheckpointResponse(checkpoint_id="cp_1")
@@ -117,8 +131,10 @@ def test_sync_client_sends_the_route_on_every_session_call() -> None:
         s.set_variables({"x": 1})
         s.get_variables(["x"])
         s.upload("a.txt", b"hi")
+        assert s.download("a.txt") == b"hi"
         s.checkpoint()
-        assert s.run("x").ok
+        assert s.run("x").ok  # no tools: the unary Run
+        assert list(s.stream("x"))  # streaming: Execute
         child = s.fork()
         client.stats()
         child.close()
@@ -129,8 +145,10 @@ def test_sync_client_sends_the_route_on_every_session_call() -> None:
     for method in (
         "SetVariables",
         "GetVariables",
-        "UploadFile",
+        "UploadFileStream",
+        "DownloadFileStream",
         "Checkpoint",
+        "Run",
         "Execute",
         "ForkSession",
         "CloseSession",
@@ -151,7 +169,10 @@ def test_async_client_sends_the_route_on_every_session_call() -> None:
         async with AsyncClient(target) as client:
             s = await client.open_session()
             await s.set_variables({"x": 1})
-            assert (await s.run("x")).ok
+            assert (await s.run("x")).ok  # no tools: the unary Run
+            assert [item async for item in s.stream("x")]  # Execute
+            await s.upload("a.txt", b"hi")
+            assert await s.download("a.txt") == b"hi"
             await s.close()
             a = await client.attach(SESSION_ID)
             await a.get_variables()
@@ -162,7 +183,10 @@ def test_async_client_sends_the_route_on_every_session_call() -> None:
     assert rec.calls == [
         ("OpenSession", None),
         ("SetVariables", ROUTE),
+        ("Run", ROUTE),
         ("Execute", ROUTE),
+        ("UploadFileStream", ROUTE),
+        ("DownloadFileStream", ROUTE),
         ("CloseSession", ROUTE),
         ("AttachSession", ROUTE),
         ("GetVariables", ROUTE),
@@ -273,7 +297,7 @@ def test_real_service_refuses_a_foreign_route_with_a_hint() -> None:
             DaemonMetrics(),
             "fake",  # type: ignore[arg-type]
         )
-        server = grpc.aio.server()
+        server = grpc.aio.server(interceptors=[Gate(Authenticator({}))])
         pb_grpc.add_ExecutorServicer_to_server(service, server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
