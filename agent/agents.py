@@ -34,19 +34,16 @@ from agent.models import Message, Model, ToolCallRequest
 from agent.parsing import FormatError, extract_code, parse_tool_calls, truncate
 from agent.results import Artifact, Result, Verdict
 from agent.tools import FinalAnswerTool, Tool
+from proto.imports import DEFAULT_IMPORTS
 from proto.limits import SessionLimits
 
 
 def default_imports_text() -> str:
     """The modules every session may import, as told to the model.
 
-    Read from the interpreter's own allowlist (the authority) so the prompt
-    never promises a module the sandbox refuses.
+    The interpreter's own allowlist (proto/imports.py, the authority), so the
+    prompt never promises a module the sandbox refuses.
     """
-    try:
-        from executor.interpreter.rules import DEFAULT_IMPORTS
-    except ImportError:  # an install without the interpreter: describe, don't list
-        return "the sandbox's safe standard-library modules (math, re, json, itertools, ...)"
     return ", ".join(DEFAULT_IMPORTS)
 
 

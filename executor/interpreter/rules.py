@@ -10,6 +10,8 @@ Standard library only: this module is copied into the sandbox image.
 
 from __future__ import annotations
 
+from proto.imports import DEFAULT_IMPORTS as _DEFAULT_IMPORTS
+
 # The module name and file names snippet code runs under. Classes defined by a
 # snippet get `__module__ == SNIPPET_MODULE`; functions get a `co_filename` of
 # `snippet_filename(n)` (n counts the session's snippets, so a traceback can name
@@ -390,42 +392,10 @@ EXCEPTION_BUILTINS: frozenset[str] = frozenset(
 # Modules on the never-list that snippets import as a facade (facades.py).
 FACADE_IMPORTS: tuple[str, ...] = ("sys", "io", "pathlib")
 
-# Importable by default. Every module reaches snippets through a proxy; see
-# MODULE_DENYLIST for the attributes withheld from otherwise safe modules.
-DEFAULT_IMPORTS: tuple[str, ...] = (
-    "bisect",
-    "collections",
-    "collections.abc",
-    "copy",
-    "csv",  # readers and writers of iterables and file-like objects; opens no files itself
-    "dataclasses",
-    "datetime",
-    "decimal",
-    "enum",
-    "fractions",
-    "functools",
-    "heapq",
-    "itertools",
-    "json",
-    "math",
-    "operator",  # proxied: attrgetter/methodcaller check names, pow/lshift guarded
-    "queue",  # its `threading` attribute is a module, refused by the proxy
-    "random",
-    "re",
-    "stat",
-    "statistics",
-    "string",  # proxied: Formatter replaced by a field-path-checking subclass
-    "textwrap",
-    "time",  # proxied: sleep is sliced so the soft timeout interrupts it
-    "typing",
-    "unicodedata",
-    # Served as reviewed facades although their real modules are on the
-    # never-list (facades.py): sys (facts and the snippet's own streams), io
-    # (StringIO, BytesIO), pathlib (the pure path classes).
-    # Considered and left out: pprint, logging (write to real sys.stdout/stderr
-    # and files), weakref (callbacks run at GC time, outside the run window),
-    # abc (ABCMeta is a metaclass: class creation with arbitrary dunders).
-)
+# Importable by default: declared in proto/imports.py (the client tells models the
+# same list). Every module reaches snippets through a proxy; see MODULE_DENYLIST
+# for the attributes withheld from otherwise safe modules.
+DEFAULT_IMPORTS = _DEFAULT_IMPORTS
 
 # Never importable, whatever the session authorizes, unless the Interpreter is
 # built with unsafe_allow_never_imports=True. A dotted import is refused when

@@ -66,6 +66,7 @@ SOURCE_FILES = (
     "executor/__init__.py",
     "proto/__init__.py",
     "proto/frames.py",
+    "proto/imports.py",
     "proto/limits.py",
     "proto/results.py",
     "proto/tools.py",
