@@ -52,6 +52,7 @@ from agent import wire
 from agent.errors import AgentError, InvalidArgument, ProtocolError, SessionClosed
 from agent.results import Artifact, ErrorInfo, Result, Usage, Variable, Verdict
 from agent.tools import Tool
+from proto.values import from_wire, to_wire
 
 INSTALL_HINT = "pip install 'corral[daemon]' (it ships the restricted interpreter)"
 EXECUTOR_NAMES = ("daemon", "local", "process")
@@ -322,7 +323,7 @@ class LocalSession:
             try:
                 bound = tool.validate_arguments(tool.bind_arguments(args, kwargs))
                 value = tool.forward(**bound)
-                return json.loads(json.dumps(value))
+                return from_wire(json.loads(json.dumps(to_wire(value))))
             except Exception as exc:  # re-raised as a fresh builtin: no host frames leak
                 cls = safe.get(type(exc).__name__, RuntimeError)
                 raise cls(str(exc)[:4000]) from None

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import AgentError, ToolError
+from agent.results import Artifact
 from agent.tools import Tool, _check_name
+from proto.values import to_wire
 
 if TYPE_CHECKING:
     from agent.agents import MultiStepAgent
@@ -122,8 +124,10 @@ class ManagedAgentTool(Tool):
             record.final_step = agent.memory.final_step
             record.token_usage = agent.memory.token_usage
         record.final_answer = answer
+        if isinstance(answer, Artifact):
+            return answer  # an image: crosses into the manager's snippet as its bytes
         try:
-            json.dumps(answer)
+            json.dumps(to_wire(answer))
         except (TypeError, ValueError):
             answer = repr(answer)  # crosses into the manager's snippet as text
         return answer

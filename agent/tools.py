@@ -32,6 +32,10 @@ _PY_TO_TYPE: dict[Any, str] = {
     tuple: "array",
     set: "array",
     dict: "object",
+    # bytes cross as tagged base64 inside the JSON (proto/values.py); JSON schema has
+    # no bytes type, so they are declared "any".
+    bytes: "any",
+    bytearray: "any",
     Any: "any",
     object: "any",
     type(None): "null",

@@ -29,6 +29,7 @@ from proto.limits import (
     check_integer,
 )
 from proto.routing import ROUTE_METADATA, check_route, route_of
+from proto.values import from_wire, to_wire
 
 DEFAULT_PORT = 50051
 DEFAULT_TARGET = f"127.0.0.1:{DEFAULT_PORT}"
@@ -302,8 +303,8 @@ def prepare_tool_call(tools: Mapping[str, Tool], call: Any) -> PreparedCall:
     """Decode and check a ToolCall from the daemon (its content came from the snippet)."""
     cid = call.call_id
     try:
-        args = json.loads(call.args_json) if call.args_json else []
-        kwargs = json.loads(call.kwargs_json) if call.kwargs_json else {}
+        args = from_wire(json.loads(call.args_json)) if call.args_json else []
+        kwargs = from_wire(json.loads(call.kwargs_json)) if call.kwargs_json else {}
     except (ValueError, RecursionError) as exc:
         err = tool_error(cid, "ValueError", f"tool arguments are not valid JSON: {exc}")
         return PreparedCall(cid, None, (), {}, err)
@@ -324,15 +325,22 @@ def prepare_tool_call(tools: Mapping[str, Tool], call: Any) -> PreparedCall:
 
 def tool_success(call_id: str, name: str, value: Any) -> Any:
     try:
-        text = json.dumps(value)
+        text = json.dumps(to_wire(_artifact_bytes(value)))
     except (TypeError, ValueError) as exc:
         return tool_error(
             call_id,
             "TypeError",
             f"tool {name!r} returned a {type(value).__name__}, which cannot cross into the "
-            f"sandbox as JSON ({exc}); return str, int, float, bool, None, list or dict",
+            f"sandbox as JSON ({exc}); return str, int, float, bool, None, bytes, list or dict",
         )
     return executor_pb2.ToolResult(call_id=call_id, ok=True, value_json=text)
+
+
+def _artifact_bytes(value: Any) -> Any:
+    """An image a tool returns (an Artifact, e.g. a managed agent's answer) crosses as its bytes."""
+    from agent.results import Artifact
+
+    return value.data if isinstance(value, Artifact) else value
 
 
 def tool_failure(call_id: str, exc: BaseException) -> Any:

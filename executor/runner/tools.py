@@ -32,6 +32,7 @@ from typing import Any
 from executor.runner.channel import Channel, signals_held
 from executor.runner.reader import INTERRUPTED
 from proto.tools import TYPE_TO_PY
+from proto.values import from_wire, to_wire
 
 # Error types a tool may raise into the snippet by name: ordinary Exception
 # subclasses a snippet may reasonably catch. Anything else (including every
@@ -82,12 +83,13 @@ class ToolBroker:
         """Forward one call and return its value (or raise its error) in the snippet."""
         if self.request_id is None:
             raise RuntimeError(f"tool {name!r} can only be called while a snippet runs")
+        wire_args, wire_kwargs = to_wire(list(args)), to_wire(kwargs)
         try:
-            json.dumps([list(args), kwargs], allow_nan=False)
+            json.dumps([wire_args, wire_kwargs], allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"arguments of tool {name!r} must be JSON data (str, int, float, bool, "
-                f"None, list, dict with str keys): {exc}"
+                f"None, bytes, list, dict with str keys): {exc}"
             ) from None
         self._counter += 1
         call_id = f"{self.request_id}.{self._counter}"
@@ -99,8 +101,8 @@ class ToolBroker:
                     "id": self.request_id,
                     "call_id": call_id,
                     "name": name,
-                    "args": list(args),
-                    "kwargs": kwargs,
+                    "args": wire_args,
+                    "kwargs": wire_kwargs,
                 }
             )
             answer = self._wait(call_id, name)
@@ -159,7 +161,7 @@ class _paused_wall_timer:
 
 def _unpack(answer: dict[str, Any], name: str) -> Any:
     if answer.get("ok") is True:
-        return answer.get("value")
+        return from_wire(answer.get("value"))
     error = answer.get("error")
     etype, message = "RuntimeError", f"tool {name!r} failed"
     if isinstance(error, dict):

@@ -68,6 +68,7 @@ SOURCE_FILES = (
     "proto/frames.py",
     "proto/imports.py",
     "proto/limits.py",
+    "proto/values.py",
     "proto/results.py",
     "proto/tools.py",
 )
