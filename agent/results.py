@@ -18,6 +18,7 @@ from typing import Any
 from proto.results import Artifact as _Artifact
 from proto.results import ErrorInfo, TraceFrame, Value, Variable, Verdict
 from proto.results import Result as _InterpreterResult
+from proto.values import from_wire
 
 __all__ = [
     "Artifact",
@@ -278,4 +279,4 @@ def python_value(v: Value | Variable | None) -> Any:
     """The value itself when it crossed as JSON, else its repr text."""
     if v is None:
         return None
-    return v.json if v.has_json else v.repr
+    return from_wire(v.json) if v.has_json else v.repr

@@ -16,6 +16,7 @@ from itertools import islice
 from typing import Any
 
 from proto.results import Value, Variable
+from proto.values import BYTES_KEY, to_wire
 
 from .errors import ControlFlow
 from .limits import Limits
@@ -239,6 +240,12 @@ def to_json(obj: Any, max_bytes: int) -> tuple[bool, Any]:
             if left[0] < 0:
                 raise _Budget
             return res
+        if kind is bytes or kind is bytearray:
+            # Crosses as tagged base64 (proto/values.py); the client gets bytes back.
+            left[0] -= len(x) * 4 // 3 + len(BYTES_KEY) + 8
+            if left[0] < 0:
+                raise _Budget
+            return to_wire(bytes(x))
         left[0] -= scalar_size(x, kind)
         if left[0] < 0:
             raise _Budget

@@ -62,7 +62,6 @@ def test_bytes_cross_both_ways_through_the_runner() -> None:
 # ---------------------------------------------------------------- through a live daemon
 
 
-
 @pytest.fixture(scope="module")
 def client(daemon: Any) -> Iterator[Client]:
     with Client(daemon.target) as c:
@@ -109,3 +108,11 @@ def test_a_managed_agents_image_answer_reaches_the_manager(client: Client) -> No
     step = manager.memory.steps[-1]
     assert step.result is not None
     assert [a.mime_type for a in step.result.artifacts] == ["image/png"]
+
+
+def test_a_bytes_value_comes_back_as_bytes() -> None:
+    with ProcessExecutor().open() as s:
+        r = s.run("bytes([0, 255]) * 3")
+        assert r.ok and r.python_value == b"\x00\xff" * 3
+        big = s.run("bytes(1 << 20)")  # over the value's JSON cap: its repr only
+        assert big.ok and isinstance(big.python_value, str)
