@@ -46,6 +46,17 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+FIGURE_FORMATS = ("png", "svg")
+
+
+def _check_format(fmt: Any) -> str | None:
+    if fmt is None:
+        return None
+    if type(fmt) is not str or fmt not in FIGURE_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FIGURE_FORMATS)}, not {fmt!r}")
+    return fmt
+
+
 def _is_pil_image(obj: Any) -> bool:
     module = sys.modules.get("PIL.Image")
     return module is not None and isinstance(obj, module.Image)
@@ -89,10 +100,15 @@ class ArtifactCollector:
 
     # ------------------------------------------------------------ capture
 
-    def add(self, obj: Any, *, explicit: bool = False) -> None:
-        """Turn obj into an artifact (display(obj), a last value, plt.show())."""
+    def add(self, obj: Any, *, explicit: bool = False, fmt: str | None = None) -> None:
+        """Turn obj into an artifact (display(obj), a last value, plt.show()).
+
+        `fmt` ("png" or "svg") asks for a figure's encoding; the default is
+        `Limits.figure_format`.
+        """
+        fmt = _check_format(fmt)
         if _is_figure(obj):
-            self._figure(obj)
+            self._figure(obj, fmt)
         elif _is_pil_image(obj):
             self._pil(obj)
         elif type(obj) in (bytes, bytearray):
@@ -109,27 +125,28 @@ class ArtifactCollector:
                 f"not {type(obj).__name__}; print() it instead"
             )
 
-    def collect_figures(self) -> None:
+    def collect_figures(self, fmt: str | None = None) -> None:
         """Every open matplotlib figure becomes an artifact; then all are closed."""
+        fmt = _check_format(fmt)
         pyplot = sys.modules.get("matplotlib.pyplot")
         if pyplot is None:
             return
         try:
             numbers = list(pyplot.get_fignums())
             for number in numbers:
-                self._figure(pyplot.figure(number))
+                self._figure(pyplot.figure(number), fmt)
         finally:
             pyplot.close("all")
 
     # ------------------------------------------------------------ encoders
 
-    def _figure(self, fig: Any) -> None:
+    def _figure(self, fig: Any, fmt: str | None = None) -> None:
         width_in, height_in = fig.get_size_inches()
         dpi = float(fig.dpi)
         width, height = round(width_in * dpi), round(height_in * dpi)
         if not self._pixels_ok("figure", width, height):
             return
-        fmt = self.limits.figure_format
+        fmt = fmt or self.limits.figure_format
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=dpi)
         mime = "image/svg+xml" if fmt == "svg" else "image/png"

@@ -543,9 +543,10 @@ class Interpreter:
         if self._errors is not None:
             self._errors.write(text)
 
-    def _display(self, obj: Any) -> None:
-        """The snippet's `display(obj)`: an image or figure becomes an artifact now."""
-        self.artifacts.add(obj, explicit=True)
+    def _display(self, obj: Any, format: Any = None) -> None:
+        """The snippet's `display(obj, format=None)`: an image or figure becomes an artifact
+        now (`format="svg"` asks for a figure as SVG)."""
+        self.artifacts.add(obj, explicit=True, fmt=format)
 
     # ------------------------------------------------------------ outcome
 

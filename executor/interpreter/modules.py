@@ -451,12 +451,14 @@ def _setattr_helpers(importer: Importer, name: str) -> Any:
 def _pyplot_show(importer: Importer) -> Any:
     """`plt.show()`: every open figure becomes an artifact now, and is closed."""
 
-    def show(*args: Any, **kwargs: Any) -> None:
+    def show(*args: Any, format: Any = None, **kwargs: Any) -> None:
         if importer.artifacts is not None:
-            importer.artifacts.collect_figures()
+            importer.artifacts.collect_figures(format)
 
     show.__name__ = show.__qualname__ = "show"
-    show.__doc__ = "Send every open figure to the agent as an image, then close it."
+    show.__doc__ = (
+        "Send every open figure to the agent as an image (format='svg' for SVG), then close it."
+    )
     return show
 
 

@@ -100,8 +100,8 @@ def make_build_class(writable_types: set[type]) -> Callable[..., Any]:
 
 
 def _named(fn: Callable[..., Any], name: str, doc: str) -> Callable[..., Any]:
-    def wrapper(obj: Any) -> None:
-        fn(obj)
+    def wrapper(obj: Any, format: Any = None) -> None:
+        fn(obj, format)
 
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__doc__ = doc
@@ -112,7 +112,7 @@ def build_builtins(
     *,
     guards: dict[str, Any],
     sink: Callable[[str], None],
-    display: Callable[[Any], None],
+    display: Callable[[Any, Any], None],
     importer: Callable[..., Any],
     writable_types: set[type],
     tools: dict[str, Any],
@@ -125,7 +125,11 @@ def build_builtins(
     table.update(
         {
             "print": make_print(sink),
-            "display": _named(display, "display", "Show an image or figure to the agent."),
+            "display": _named(
+                display,
+                "display",
+                "Show an image or figure to the agent (format='svg' for a figure as SVG).",
+            ),
             "type": SafeType,
             "pow": guards["builtin_pow"],
             "getattr": guards["getattr"],

@@ -216,6 +216,20 @@ def test_svg_on_request() -> None:
     assert b"<svg" in res.artifacts[0].data
 
 
+def test_svg_on_request_from_the_snippet() -> None:
+    interp = make(authorized_imports=("matplotlib.*",))
+    res = interp.run(_figure_code(show=False) + "plt.show(format='svg')")
+    assert res.ok and [a.mime_type for a in res.artifacts] == ["image/svg+xml"]
+    res = interp.run(
+        "import matplotlib.pyplot as plt\nfig = plt.figure()\ndisplay(fig, format='svg')\n"
+        "display(fig)\nplt.close(fig)"
+    )
+    assert res.ok and [a.mime_type for a in res.artifacts] == ["image/svg+xml", "image/png"]
+    res = interp.run("import matplotlib.pyplot as plt\ndisplay(plt.figure(), format='gif')")
+    assert res.verdict is Verdict.ERROR and res.error is not None
+    assert "format must be one of png, svg" in res.error.message
+
+
 def test_pil_image_as_value_and_display() -> None:
     interp = make(authorized_imports=("PIL.*",))
     res = interp.run(
