@@ -21,6 +21,7 @@ from executor.sandbox.runtimes import (
     GVISOR_RUNTIME_ARGS,
     RUNSC_MIN_PIDS,
     RUNSC_PIDS_OVERHEAD,
+    RUNSC_PIDS_PER_TASK,
     RuntimeSetupError,
     check_limits,
     check_not_weaker,
@@ -79,7 +80,7 @@ def test_gvisor_gets_pids_headroom_on_top_of_the_sessions_limit() -> None:
     runc = container_config(SessionLimits(pids=64), labels={})
     runsc = container_config(SessionLimits(pids=64), labels={}, runtime="runsc")
     assert runc["pids_limit"] == 64
-    assert runsc["pids_limit"] == 64 + RUNSC_PIDS_OVERHEAD
+    assert runsc["pids_limit"] == 64 * RUNSC_PIDS_PER_TASK + RUNSC_PIDS_OVERHEAD
 
 
 def test_container_config_carries_the_runtime() -> None:
